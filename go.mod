@@ -3,12 +3,15 @@ module github.com/zipgate/zipgate
 go 1.26.8
 
 require (
-	github.com/BurntSushi/toml v1.6.0 // indirect
-	github.com/alexmullins/zip v0.0.0-20180717182244-4affb64b04d0 // indirect
-	github.com/emersion/go-message v0.18.2 // indirect
+	github.com/BurntSushi/toml v1.6.0
+	github.com/alexmullins/zip v0.0.0-20180717182244-4affb64b04d0
+	github.com/emersion/go-message v0.18.2
+	github.com/emersion/go-smtp v0.25.1
+	github.com/sethvargo/go-password v0.4.0
+	golang.org/x/text v0.44.0
+)
+
+require (
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
-	github.com/emersion/go-smtp v0.25.1 // indirect
-	github.com/sethvargo/go-password v0.4.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
-	golang.org/x/text v0.44.0 // indirect
 )
