@@ -5,7 +5,6 @@ package config
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -125,8 +124,8 @@ func Defaults() Config {
 	}
 }
 
-// Load reads a TOML file over the defaults. Unknown keys and syntax errors
-// are returned together with validation problems as one *Problems.
+// Load reads a TOML file over the defaults. Syntax errors and unknown
+// keys come back as *Problems; call Validate after applying any flags.
 func Load(path string) (Config, error) {
 	c := Defaults()
 	data, err := os.ReadFile(path)
@@ -141,7 +140,6 @@ func Load(path string) (Config, error) {
 	for _, k := range md.Undecoded() {
 		p.add("%s: unknown key %q", path, k.String())
 	}
-	p.List = append(p.List, c.problems()...)
 	if len(p.List) > 0 {
 		return c, &p
 	}
@@ -252,15 +250,11 @@ func ParseNetwork(s string) (netip.Prefix, error) {
 // Problems is every problem found in a configuration.
 type Problems struct{ List []string }
 
-func (p *Problems) add(format string, args ...any) { p.List = append(p.List, fmt.Sprintf(format, args...)) }
+func (p *Problems) add(format string, args ...any) {
+	p.List = append(p.List, fmt.Sprintf(format, args...))
+}
 
 func (p *Problems) Error() string { return strings.Join(p.List, "\n") }
-
-// IsProblems reports whether err lists configuration problems.
-func IsProblems(err error) bool {
-	var p *Problems
-	return errors.As(err, &p)
-}
 
 // Duration is a time.Duration written as "5m" or "30s" in TOML.
 type Duration time.Duration

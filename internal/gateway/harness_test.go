@@ -1,0 +1,217 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alexmullins/zip"
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset"
+	"github.com/emersion/go-smtp"
+
+	"github.com/zipgate/zipgate/internal/config"
+	"github.com/zipgate/zipgate/internal/gateway"
+	"github.com/zipgate/zipgate/internal/mailtest"
+	"github.com/zipgate/zipgate/internal/smtpd"
+)
+
+// harness is a real zipgate SMTP server on loopback in front of a
+// recording next hop.
+type harness struct {
+	addr string
+	hop  *mailtest.NextHop
+}
+
+func start(t *testing.T, mutate func(*config.Config)) *harness {
+	t.Helper()
+	hop := mailtest.StartNextHop(t)
+	cfg := config.Defaults()
+	cfg.Relay.NextHop = hop.Addr
+	cfg.DataDir = t.TempDir()
+	cfg.Relay.Timeout = config.Duration(10 * time.Second)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	gw, err := gateway.New(cfg, cfg.DataDir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := smtpd.New(cfg.SMTP, gw, cfg.DataDir, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &harness{addr: ln.Addr().String(), hop: hop}
+}
+
+// tlog routes the gateway's log lines to the test log.
+type tlog struct{ t *testing.T }
+
+func (w tlog) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// send submits one message like Postfix's smtp client does and returns
+// zipgate's answer (nil for 250).
+func send(t *testing.T, addr, from string, to []string, data []byte) *smtp.SMTPError {
+	t.Helper()
+	return sendOpts(t, addr, from, nil, to, nil, data)
+}
+
+func sendOpts(t *testing.T, addr, from string, mo *smtp.MailOptions, to []string, ro *smtp.RcptOptions, data []byte) *smtp.SMTPError {
+	t.Helper()
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Hello("postfix.test"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(err error) *smtp.SMTPError {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) {
+			return se
+		}
+		if err != nil {
+			t.Fatalf("not an SMTP reply: %v", err)
+		}
+		return nil
+	}
+	if se := check(c.Mail(from, mo)); se != nil {
+		return se
+	}
+	for _, r := range to {
+		if se := check(c.Rcpt(r, ro)); se != nil {
+			return se
+		}
+	}
+	w, err := c.Data()
+	if se := check(err); se != nil {
+		return se
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	return check(w.Close())
+}
+
+// entity is a decoded part of a received message.
+type entity struct {
+	header message.Header
+	body   []byte
+}
+
+// leaves parses a message with go-message and returns its decoded leaf
+// parts.
+func leaves(t *testing.T, raw []byte) []entity {
+	t.Helper()
+	m, err := message.Read(bytes.NewReader(raw))
+	if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+		t.Fatalf("output does not parse: %v", err)
+	}
+	var out []entity
+	err = m.Walk(func(path []int, e *message.Entity, err error) error {
+		if err != nil && !message.IsUnknownCharset(err) && !message.IsUnknownEncoding(err) {
+			return err
+		}
+		if mr := e.MultipartReader(); mr != nil {
+			return nil
+		}
+		b, err := io.ReadAll(e.Body)
+		if err != nil {
+			return err
+		}
+		out = append(out, entity{header: e.Header, body: b})
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walking output: %v", err)
+	}
+	return out
+}
+
+// zipOf returns the zip attached to a rewritten message and its name.
+func zipOf(t *testing.T, raw []byte) (string, []byte) {
+	t.Helper()
+	var name string
+	var data []byte
+	for _, e := range leaves(t, raw) {
+		if mt, _, _ := e.header.ContentType(); mt == "application/zip" {
+			_, p, _ := e.header.ContentDisposition()
+			if strings.HasPrefix(p["filename"], "attachments_") {
+				if data != nil {
+					t.Fatal("more than one zipgate zip in the message")
+				}
+				name, data = p["filename"], e.body
+			}
+		}
+	}
+	if data == nil {
+		t.Fatal("no zip in the rewritten message")
+	}
+	return name, data
+}
+
+var passwordRe = regexp.MustCompile(`Password: (\S+)`)
+
+// passwordOf reads the password from a password mail.
+func passwordOf(t *testing.T, raw []byte) string {
+	t.Helper()
+	for _, e := range leaves(t, raw) {
+		if m := passwordRe.FindSubmatch(e.body); m != nil {
+			return string(m[1])
+		}
+	}
+	t.Fatalf("no password in the mail:\n%s", raw)
+	return ""
+}
+
+// unzip opens a zip with the library's own AES reader.
+func unzip(t *testing.T, data []byte, password string) (names []string, files map[string][]byte) {
+	t.Helper()
+	r, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files = map[string][]byte{}
+	for _, f := range r.File {
+		if f.IsEncrypted() {
+			f.SetPassword(password)
+		}
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", f.Name, err)
+		}
+		names = append(names, f.Name)
+		files[f.Name] = b
+	}
+	return names, files
+}

@@ -1,0 +1,202 @@
+package rewrite
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"io"
+	"strings"
+)
+
+// decoder returns a reader of the decoded body for a transfer encoding,
+// and false when the encoding is unknown (the raw bytes are returned then).
+// The decoders are lenient like mail clients: stray characters in base64,
+// bad escapes in quoted-printable are kept or skipped, never fatal.
+func decoder(encoding string, r io.Reader) (io.Reader, bool) {
+	switch strings.ToLower(encoding) {
+	case "", "7bit", "8bit", "binary":
+		return r, true
+	case "base64":
+		return &base64Reader{r: r}, true
+	case "quoted-printable":
+		return &qpReader{br: bufio.NewReader(r)}, true
+	case "x-uuencode", "x-uue", "uuencode":
+		return &uuReader{br: bufio.NewReader(r)}, true
+	}
+	return r, false
+}
+
+// base64Reader decodes base64, skipping every byte outside the alphabet
+// and tolerating missing padding at the end.
+type base64Reader struct {
+	r    io.Reader
+	quad []byte // alphabet bytes not yet decoded (< 4)
+	out  []byte // decoded bytes not yet returned
+	in   [4096]byte
+	eof  bool
+}
+
+func (b *base64Reader) Read(p []byte) (int, error) {
+	for len(b.out) == 0 {
+		if b.eof {
+			return 0, io.EOF
+		}
+		n, err := b.r.Read(b.in[:])
+		for _, c := range b.in[:n] {
+			if !isBase64(c) {
+				continue
+			}
+			b.quad = append(b.quad, c)
+			if len(b.quad) == 4 {
+				b.decodeQuad()
+			}
+		}
+		if err == io.EOF {
+			b.eof = true
+			if len(b.quad) >= 2 {
+				// Missing padding: decode what is there.
+				for len(b.quad) < 4 {
+					b.quad = append(b.quad, '=')
+				}
+				b.decodeQuad()
+			}
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, b.out)
+	b.out = b.out[n:]
+	return n, nil
+}
+
+func (b *base64Reader) decodeQuad() {
+	var dst [3]byte
+	n, err := base64.StdEncoding.Decode(dst[:], b.quad)
+	if err == nil {
+		b.out = append(b.out, dst[:n]...)
+	}
+	// A malformed quad ("a===") is dropped, as clients do.
+	b.quad = b.quad[:0]
+}
+
+func isBase64(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '+' || c == '/' || c == '='
+}
+
+// qpReader decodes quoted-printable (RFC 2045 6.7). An '=' that starts no
+// valid escape is kept as it is; trailing white space is dropped.
+type qpReader struct {
+	br  *bufio.Reader
+	out []byte
+	err error
+}
+
+func (q *qpReader) Read(p []byte) (int, error) {
+	for len(q.out) == 0 {
+		if q.err != nil {
+			return 0, q.err
+		}
+		line, err := q.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			err = nil // a long line: decode it in pieces
+		} else if err != nil {
+			q.err = err
+		}
+		q.out = appendQPLine(q.out[:0], line)
+	}
+	n := copy(p, q.out)
+	q.out = q.out[n:]
+	return n, nil
+}
+
+func appendQPLine(dst, line []byte) []byte {
+	body, eol := line, []byte(nil)
+	if i := bytes.IndexByte(line, '\n'); i >= 0 {
+		body, eol = line[:i], []byte("\r\n")
+		body = bytes.TrimSuffix(body, []byte("\r"))
+	}
+	body = bytes.TrimRight(body, " \t")
+	if bytes.HasSuffix(body, []byte("=")) && eol != nil {
+		body, eol = body[:len(body)-1], nil // soft line break
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if c == '=' && i+2 < len(body) {
+			if h, ok := unhex(body[i+1]); ok {
+				if l, ok := unhex(body[i+2]); ok {
+					dst = append(dst, h<<4|l)
+					i += 2
+					continue
+				}
+			}
+		}
+		dst = append(dst, c)
+	}
+	return append(dst, eol...)
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}
+
+// uuReader decodes an x-uuencode body: "begin mode name", lines, "end".
+type uuReader struct {
+	br      *bufio.Reader
+	out     []byte
+	started bool
+	done    bool
+}
+
+func (u *uuReader) Read(p []byte) (int, error) {
+	for len(u.out) == 0 {
+		if u.done {
+			return 0, io.EOF
+		}
+		line, err := u.br.ReadString('\n')
+		if err != nil && line == "" {
+			u.done = true
+			continue
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case !u.started:
+			u.started = strings.HasPrefix(line, "begin ")
+		case line == "end":
+			u.done = true
+		default:
+			u.out = appendUULine(u.out[:0], line)
+		}
+	}
+	n := copy(p, u.out)
+	u.out = u.out[n:]
+	return n, nil
+}
+
+func appendUULine(dst []byte, line string) []byte {
+	if line == "" {
+		return dst
+	}
+	n := int((line[0] - ' ') & 0x3f)
+	data := line[1:]
+	for i := 0; n > 0; i += 4 {
+		var c [4]byte
+		for j := range 4 {
+			if i+j < len(data) {
+				c[j] = (data[i+j] - ' ') & 0x3f
+			}
+		}
+		b := [3]byte{c[0]<<2 | c[1]>>4, c[1]<<4 | c[2]>>2, c[2]<<6 | c[3]}
+		take := min(n, 3)
+		dst = append(dst, b[:take]...)
+		n -= take
+	}
+	return dst
+}

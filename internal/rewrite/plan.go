@@ -1,0 +1,299 @@
+package rewrite
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net/url"
+	"strings"
+
+	"github.com/zipgate/zipgate/internal/spool"
+	"github.com/zipgate/zipgate/internal/zipper"
+)
+
+// Plan is what the rewrite will do to one message: which parts leave the
+// message for the zip, which bodies get the notice, or why the message
+// passes untouched.
+type Plan struct {
+	Root    *Part
+	msg     io.ReaderAt
+	tempDir string
+
+	// Attachments go into the zip, in message order.
+	Attachments []*Attachment
+	// Pass, when set, says why the message is relayed as it is.
+	Pass string
+
+	bodies  []*Part        // text/plain and text/html that get the notice
+	removed map[*Part]bool // parts (attachments and emptied multiparts) dropped
+	dirty   map[*Part]bool // parts written differently from the original
+}
+
+// Attachment is one part that goes into the zip.
+type Attachment struct {
+	Part *Part
+	// Name is the decoded file name, or one made from the type.
+	Name string
+	// Undecoded is set when the transfer encoding is unknown: the raw
+	// body goes into the zip, so nothing leaves in the clear.
+	Undecoded bool
+}
+
+// Reasons a message passes untouched.
+const (
+	PassNoAttachments = "no attachments"
+	PassSigned        = "signed or encrypted (S/MIME or PGP): rewriting would break it"
+	PassEncryptedZips = "only already-encrypted zip attachments"
+)
+
+// Analyze parses the message and decides what happens to it. tempDir
+// holds spool files of large attachments it must look into.
+func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, error) {
+	root, err := Parse(msg, size, lim)
+	if err != nil {
+		return nil, err
+	}
+	pl := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}}
+	if pl.signed(root) {
+		pl.Pass = PassSigned
+		return pl, nil
+	}
+	pl.walk(root, nil)
+	switch {
+	case len(pl.Attachments) == 0:
+		pl.Pass = PassNoAttachments
+	case pl.onlyEncryptedZips():
+		pl.Pass = PassEncryptedZips
+	case pl.pgpInline():
+		pl.Pass = PassSigned
+	}
+	if pl.Pass != "" {
+		pl.Attachments = nil
+	}
+	return pl, nil
+}
+
+// signed reports S/MIME or PGP/MIME anywhere in the tree.
+func (pl *Plan) signed(p *Part) bool {
+	switch p.MediaType {
+	case "multipart/signed", "multipart/encrypted",
+		"application/pkcs7-mime", "application/x-pkcs7-mime", "application/pgp-encrypted":
+		return true
+	}
+	for _, c := range p.Children {
+		if pl.signed(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// walk classifies p; referenced holds the Content-IDs the HTML of an
+// enclosing multipart/related points at. It reports whether p was removed.
+func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
+	if p.IsMultipart() {
+		if p.MediaType == "multipart/related" {
+			referenced = pl.cidReferences(p)
+		}
+		kept := 0
+		for _, c := range p.Children {
+			if pl.walk(c, referenced) {
+				pl.dirty[p] = true
+			} else {
+				kept++
+			}
+			if pl.dirty[c] {
+				pl.dirty[p] = true
+			}
+		}
+		// A multipart left without children is dropped with them (the
+		// top-level one always keeps the zip).
+		if kept == 0 && len(p.Children) > 0 && p != pl.Root {
+			pl.removed[p] = true
+			return true
+		}
+		return false
+	}
+	if isAttachment(p, referenced[contentID(p)]) {
+		a := &Attachment{Part: p, Name: p.Name}
+		if a.Name == "" {
+			a.Name = defaultName(p.MediaType)
+		}
+		a.Undecoded = !knownEncoding(p.Encoding)
+		pl.Attachments = append(pl.Attachments, a)
+		pl.removed[p] = true
+		return true
+	}
+	if (p.MediaType == "text/plain" || p.MediaType == "text/html") && !pl.hasBody(p.MediaType) {
+		pl.bodies = append(pl.bodies, p)
+		pl.dirty[p] = true // it gets the notice
+	}
+	return false
+}
+
+func (pl *Plan) hasBody(mediaType string) bool {
+	for _, b := range pl.bodies {
+		if b.MediaType == mediaType {
+			return true
+		}
+	}
+	return false
+}
+
+// isAttachment is the rule for what leaves the message: a part marked
+// attachment, a named file that is not a text body, and any other non-text
+// leaf except an image the HTML shows inline. Calendar invites stay.
+func isAttachment(p *Part, referencedInline bool) bool {
+	mt := p.MediaType
+	switch {
+	case mt == "text/calendar":
+		return false
+	case mt == "message/rfc822" || mt == "message/global":
+		return true
+	case strings.HasPrefix(mt, "message/"): // delivery and disposition reports
+		return p.Disposition == "attachment"
+	case p.Disposition == "attachment":
+		return true
+	case mt == "text/plain" || mt == "text/html" || mt == "text/enriched" || mt == "text/richtext":
+		return false
+	case strings.HasPrefix(mt, "text/"):
+		return p.Name != ""
+	case referencedInline && strings.HasPrefix(mt, "image/"):
+		return false
+	}
+	return true
+}
+
+func contentID(p *Part) string {
+	id := strings.TrimSpace(p.Get("Content-ID"))
+	return strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
+}
+
+// cidReferences collects the cid: URLs in the HTML parts under a
+// multipart/related.
+func (pl *Plan) cidReferences(rel *Part) map[string]bool {
+	refs := map[string]bool{}
+	var visit func(p *Part)
+	visit = func(p *Part) {
+		for _, c := range p.Children {
+			visit(c)
+		}
+		if p.MediaType != "text/html" || p.Disposition == "attachment" {
+			return
+		}
+		r, _ := decoder(p.Encoding, pl.body(p))
+		scanCIDs(r, refs)
+	}
+	visit(rel)
+	return refs
+}
+
+// scanCIDs adds every "cid:..." found in r to refs.
+func scanCIDs(r io.Reader, refs map[string]bool) {
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadSlice('\n')
+		for low := bytes.ToLower(line); ; {
+			i := bytes.Index(low, []byte("cid:"))
+			if i < 0 {
+				break
+			}
+			rest := line[len(line)-len(low)+i+4:]
+			end := bytes.IndexAny(rest, "\"' >)\r\n\t")
+			if end < 0 {
+				end = len(rest)
+			}
+			id := string(rest[:end])
+			if u, err := url.PathUnescape(id); err == nil {
+				id = u
+			}
+			refs[id] = true
+			low = low[i+4:]
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return
+		}
+	}
+}
+
+// onlyEncryptedZips reports whether every attachment is a zip whose
+// entries are all encrypted already.
+func (pl *Plan) onlyEncryptedZips() bool {
+	for _, a := range pl.Attachments {
+		if a.Undecoded || !pl.isEncryptedZip(a.Part) {
+			return false
+		}
+	}
+	return true
+}
+
+func (pl *Plan) isEncryptedZip(p *Part) bool {
+	// Cheap look first: a zip starts with a local file header.
+	var magic [4]byte
+	if _, err := io.ReadFull(pl.decoded(p), magic[:]); err != nil || string(magic[:]) != "PK\x03\x04" {
+		return false
+	}
+	sp := spool.New(pl.tempDir, 1<<20)
+	defer sp.Close()
+	if _, err := io.Copy(sp, pl.decoded(p)); err != nil {
+		return false
+	}
+	return zipper.IsEncryptedZip(sp, sp.Size())
+}
+
+// pgpInline reports a body that is an inline PGP message or signature.
+func (pl *Plan) pgpInline() bool {
+	for _, b := range pl.bodies {
+		r, ok := decoder(b.Encoding, pl.body(b))
+		if !ok {
+			continue
+		}
+		br := bufio.NewReader(io.LimitReader(r, 1<<20))
+		for {
+			line, err := br.ReadSlice('\n')
+			if bytes.HasPrefix(line, []byte("-----BEGIN PGP SIGNED MESSAGE-----")) ||
+				bytes.HasPrefix(line, []byte("-----BEGIN PGP MESSAGE-----")) {
+				return true
+			}
+			if err != nil && err != bufio.ErrBufferFull {
+				break
+			}
+		}
+	}
+	return false
+}
+
+// body returns the raw (transfer-encoded) body of p.
+func (pl *Plan) body(p *Part) *io.SectionReader {
+	return io.NewSectionReader(pl.msg, p.BodyStart, p.End-p.BodyStart)
+}
+
+// decoded returns the body of p with its transfer encoding undone (or raw
+// when the encoding is unknown).
+func (pl *Plan) decoded(p *Part) io.Reader {
+	r, _ := decoder(p.Encoding, pl.body(p))
+	return r
+}
+
+func knownEncoding(encoding string) bool {
+	_, ok := decoder(encoding, nil)
+	return ok
+}
+
+// defaultName names an attachment that came without a file name.
+func defaultName(mediaType string) string {
+	ext := map[string]string{
+		"message/rfc822": ".eml", "message/global": ".eml",
+		"application/pdf": ".pdf", "application/zip": ".zip",
+		"image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif",
+		"text/plain": ".txt", "text/csv": ".csv", "text/html": ".html",
+		"application/ms-tnef": ".dat",
+	}[mediaType]
+	if ext == "" {
+		ext = ".bin"
+	}
+	if ext == ".eml" {
+		return "message" + ext
+	}
+	return "attachment" + ext
+}

@@ -1,0 +1,209 @@
+package rewrite
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-message"
+	_ "github.com/emersion/go-message/charset"
+	"golang.org/x/text/encoding/japanese"
+)
+
+var testLimits = Limits{MaxHeaderBytes: 1 << 20, MaxDepth: 50, MaxParts: 10000}
+
+func TestDecoders(t *testing.T) {
+	cases := []struct{ name, enc, in, want string }{
+		{"base64", "base64", "aGVsbG8g\r\nd29ybGQ=\r\n", "hello world"},
+		{"base64 with junk and no padding", "BASE64", "aGVs*bG8g\r\n d29y!bGQ", "hello world"},
+		{"base64 malformed quad dropped", "base64", "aGVsbG8=a===", "hello"},
+		{"quoted-printable", "quoted-printable", "caf=C3=A9 =\r\nbar  \r\nx=3D1\r\n", "café bar\r\nx=1\r\n"},
+		{"qp bad escape kept", "quoted-printable", "100%=ZZ =4", "100%=ZZ =4"},
+		{"uuencode", "x-uuencode", "begin 644 a.txt\n+:&5L;&\\@=V]R;&0`\n`\nend\n", "hello world"},
+		{"7bit is identity", "7bit", "abc\r\n", "abc\r\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ok := decoder(strings.ToLower(tc.enc), strings.NewReader(tc.in))
+			if !ok {
+				t.Fatal("decoder unknown")
+			}
+			got, err := io.ReadAll(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if _, ok := decoder("base9000", strings.NewReader("x")); ok {
+		t.Fatal("an unknown encoding must be reported")
+	}
+}
+
+const noticeText = "添付ファイルは a.zip に入っています。\nThe attachments are in a.zip.\n"
+
+// rewriteOne rewrites msg with a fake zip and returns the output.
+func rewriteOne(t testing.TB, msg string) []byte {
+	t.Helper()
+	pl, err := Analyze(strings.NewReader(msg), int64(len(msg)), testLimits, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl.Pass != "" {
+		t.Fatalf("passes: %s", pl.Pass)
+	}
+	var out bytes.Buffer
+	if err := pl.Write(&out, Output{ID: "t1", ZipName: "a.zip", Zip: strings.NewReader("PK"), Notice: noticeText, TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+func mixed(bodyHeader, body string) string {
+	return "From: a@example.jp\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\n" + bodyHeader + "\r\n" + body + "\r\n" +
+		"--b\r\nContent-Type: application/pdf; name=x.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--b--\r\n"
+}
+
+// TestNoticeKeepsTheBodyCharset: Japanese bodies keep their charset and
+// bytes; the notice is added in a form Japanese clients show.
+func TestNoticeKeepsTheBodyCharset(t *testing.T) {
+	sjis, _ := japanese.ShiftJIS.NewEncoder().String("お世話になっております。")
+	jis, _ := japanese.ISO2022JP.NewEncoder().String("お世話になっております。")
+	eucjp, _ := japanese.EUCJP.NewEncoder().String("お世話になっております。")
+	cases := []struct {
+		name, header, body, wantCharset, wantCTE string
+		keepsRawBody                             bool
+	}{
+		{"iso-2022-jp 7bit", "Content-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit\r\n", jis, "iso-2022-jp", "7bit", true},
+		{"shift_jis 8bit", "Content-Type: text/plain; charset=Shift_JIS\r\nContent-Transfer-Encoding: 8bit\r\n", sjis, "shift_jis", "8bit", true},
+		{"euc-jp 8bit", "Content-Type: text/plain; charset=euc-jp\r\nContent-Transfer-Encoding: 8bit\r\n", eucjp, "euc-jp", "8bit", true},
+		{"utf-8 8bit", "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n", "お世話になっております。", "utf-8", "8bit", true},
+		{"us-ascii 7bit becomes utf-8 qp", "Content-Type: text/plain; charset=us-ascii\r\n", "Dear Bob,", "utf-8", "quoted-printable", false},
+		{"latin-1 qp moves to utf-8", "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n", "caf=E9", "utf-8", "quoted-printable", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := rewriteOne(t, mixed(tc.header, tc.body))
+			if tc.keepsRawBody && !bytes.Contains(out, []byte(tc.body)) {
+				t.Error("the original body bytes are gone")
+			}
+			m, err := message.Read(bytes.NewReader(out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			mr := m.MultipartReader()
+			p, err := mr.NextPart()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, params, _ := p.Header.ContentType()
+			if cs := strings.ToLower(params["charset"]); cs != tc.wantCharset {
+				t.Errorf("charset %q, want %q", cs, tc.wantCharset)
+			}
+			if cte := strings.ToLower(p.Header.Get("Content-Transfer-Encoding")); cte != tc.wantCTE && !(cte == "" && tc.wantCTE == "7bit") {
+				t.Errorf("transfer encoding %q, want %q", cte, tc.wantCTE)
+			}
+			text, err := io.ReadAll(p.Body) // go-message decodes charset and encoding
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(text), "添付ファイルは a.zip に入っています。") || !strings.Contains(string(text), "The attachments are in a.zip.") {
+				t.Errorf("notice not readable:\n%s", text)
+			}
+		})
+	}
+}
+
+func TestHTMLNoticeGoesBeforeTheBodyEnd(t *testing.T) {
+	out := rewriteOne(t, mixed("Content-Type: text/html; charset=shift_jis\r\n", "<html><body><p>x</p></BODY></html>"))
+	s := string(out)
+	i, j := strings.Index(s, "&#28155;"), strings.Index(s, "</BODY>") // 添 as a character reference
+	if i < 0 || j < 0 || i > j {
+		t.Fatalf("notice not inside the body:\n%s", s)
+	}
+}
+
+func TestSingleAttachmentMessageIsWrapped(t *testing.T) {
+	msg := "From: a@example.jp\r\nSubject: scan\r\nContent-Type: image/jpeg; name=scan.jpg\r\nContent-Transfer-Encoding: base64\r\n\r\n/9j/4AAQ\r\n"
+	out := rewriteOne(t, msg)
+	m, err := message.Read(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mt, _, _ := m.Header.ContentType(); mt != "multipart/mixed" || m.Header.Get("Subject") != "scan" {
+		t.Fatalf("top level is %s", mt)
+	}
+	var types []string
+	m.Walk(func(_ []int, e *message.Entity, _ error) error {
+		mt, _, _ := e.Header.ContentType()
+		types = append(types, mt)
+		return nil
+	})
+	if strings.Join(types, ",") != "multipart/mixed,text/plain,application/zip" {
+		t.Fatalf("parts %v", types)
+	}
+	if bytes.Contains(out, []byte("/9j/4AAQ")) {
+		t.Fatal("the image is still in the clear")
+	}
+}
+
+func TestPassReasons(t *testing.T) {
+	cases := map[string]string{
+		"thunderbird_smime_multipart_signed_sha256.eml":                  PassSigned,
+		"pgp_inline_clearsigned_utf8_body_plus_pdf_and_detached_sig.eml": PassSigned,
+		"mutt_iso2022jp_password_protected_zip_aes256.eml":               PassEncryptedZips,
+		"no_attachment_plain_iso2022jp_subject_and_body.eml":             PassNoAttachments,
+		"enmime_alternative_related_inline_png_no_attachment.eml":        PassNoAttachments,
+	}
+	for file, want := range cases {
+		b, err := os.ReadFile(filepath.Join("../../testdata/samples", file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err := Analyze(bytes.NewReader(b), int64(len(b)), testLimits, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl.Pass != want {
+			t.Errorf("%s: pass %q, want %q", file, pl.Pass, want)
+		}
+	}
+}
+
+// FuzzRewrite: whatever comes in, the parser and writer neither panic nor
+// fail, and a rewritten message starts with the trace header. The seed
+// corpus (every sample) runs with plain go test.
+func FuzzRewrite(f *testing.F) {
+	files, _ := filepath.Glob("../../testdata/samples/*.eml")
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		pl, err := Analyze(bytes.NewReader(msg), int64(len(msg)), Limits{MaxHeaderBytes: 64 << 10, MaxDepth: 20, MaxParts: 500}, t.TempDir())
+		if err != nil || pl.Pass != "" {
+			return
+		}
+		for _, a := range pl.Attachments {
+			if _, err := io.Copy(io.Discard, pl.Open(a)); err != nil {
+				t.Fatalf("decoding %q: %v", a.Name, err)
+			}
+		}
+		var out bytes.Buffer
+		if err := pl.Write(&out, Output{ID: "f", ZipName: "a.zip", Zip: strings.NewReader("PK"), Notice: noticeText, TempDir: t.TempDir()}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(out.Bytes(), []byte("X-Zipgate: encrypted; id=f\r\n")) {
+			t.Fatal("no trace header")
+		}
+	})
+}
