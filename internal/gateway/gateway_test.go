@@ -2,6 +2,9 @@ package gateway_test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
@@ -199,5 +202,48 @@ func TestEnvelopeParametersReachTheNextHop(t *testing.T) {
 	}
 	if m.From != "太郎@example.co.jp" {
 		t.Errorf("sender %q", m.From)
+	}
+}
+
+// TestOneLogLinePerMessage: the log answers who sent what to whom, and
+// never shows the password.
+func TestOneLogLinePerMessage(t *testing.T) {
+	h := start(t, nil)
+	msg := "Received: from mua.example.co.jp (mua [192.0.2.7])\r\n\tby pfx.localdomain (Postfix) with ESMTP id 4dK9xY2mZqz1;\r\n\tFri, 27 Nov 2026 21:00:00 +0900 (JST)\r\n" + withAttachment
+	if se := send(t, h.addr, "taro@example.co.jp", []string{"hanako@example.com"}, []byte(msg)); se != nil {
+		t.Fatal(se)
+	}
+	password := passwordOf(t, h.hop.Messages()[1].Data)
+	var line map[string]any
+	for _, l := range strings.Split(h.logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"message"`) {
+			if line != nil {
+				t.Fatal("more than one log line for one message")
+			}
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if line == nil {
+		t.Fatal("no log line")
+	}
+	if line["queue_id"] != "4dK9xY2mZqz1" || line["from"] != "taro@example.co.jp" || line["action"] != "encrypt" ||
+		line["zip_method"] != "aes256" || line["result"] != "250" {
+		t.Errorf("log line %v", line)
+	}
+	atts, _ := line["attachments"].([]any)
+	if len(atts) != 1 {
+		t.Fatalf("attachments %v", line["attachments"])
+	}
+	a := atts[0].(map[string]any)
+	// sha256 of the PDF bytes in withAttachment.
+	pdf := []byte("%PDF-1.4\n%äüöß\n1 0 obj\n<</Type/Catalog>>\nendobj\n")
+	sum := sha256.Sum256(pdf)
+	if a["name"] != "見積書.pdf" || a["size"] != float64(len(pdf)) || a["sha256"] != hex.EncodeToString(sum[:]) {
+		t.Errorf("attachment %v", a)
+	}
+	if strings.Contains(h.logs.String(), password) {
+		t.Fatal("the password is in the log")
 	}
 }

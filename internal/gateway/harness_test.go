@@ -9,6 +9,7 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,25 @@ import (
 type harness struct {
 	addr string
 	hop  *mailtest.NextHop
+	logs *syncBuffer
+}
+
+// syncBuffer keeps the log lines for tests that check them.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func start(t *testing.T, mutate func(*config.Config)) *harness {
@@ -43,7 +63,8 @@ func start(t *testing.T, mutate func(*config.Config)) *harness {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewJSONHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(io.MultiWriter(tlog{t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	gw, err := gateway.New(cfg, cfg.DataDir, log)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +83,7 @@ func start(t *testing.T, mutate func(*config.Config)) *harness {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &harness{addr: ln.Addr().String(), hop: hop}
+	return &harness{addr: ln.Addr().String(), hop: hop, logs: logs}
 }
 
 // tlog routes the gateway's log lines to the test log.
