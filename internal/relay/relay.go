@@ -89,6 +89,7 @@ func (c *Client) Send(ctx context.Context, msgs ...Message) (accepted int, err e
 
 func (c *Client) send(cl *smtp.Client, m Message) error {
 	opts := m.Env.MailOpts
+	opts.Size = 0 // the client's SIZE was for the message before the rewrite
 	if ok, _ := cl.Extension("SMTPUTF8"); !ok {
 		opts.UTF8 = false
 	}

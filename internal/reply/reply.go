@@ -12,17 +12,12 @@ import (
 // Enhanced status codes (RFC 3463) used by zipgate, named so the reason for
 // each reply is visible where it is made.
 var (
-	CodeOther          = [3]int{4, 0, 0}
-	CodeNextHopDown    = [3]int{4, 4, 1} // no answer from the next hop
-	CodeNextHopFailed  = [3]int{4, 4, 2} // connection to the next hop broke
-	CodeSystemError    = [3]int{4, 3, 0} // a fault inside zipgate
-	CodeTooManyRcpts   = [3]int{4, 5, 3}
-	CodeNotAllowed     = [3]int{5, 7, 1}
-	CodeTooBig         = [3]int{5, 3, 4}
-	CodeMediaError     = [3]int{5, 6, 0} // the message cannot be converted safely
-	CodeHeaderTooLarge = [3]int{5, 6, 0}
-	CodeBadSender      = [3]int{5, 1, 7}
-	CodeBadRecipient   = [3]int{5, 1, 3}
+	CodeOther         = [3]int{4, 0, 0}
+	CodeNextHopDown   = [3]int{4, 4, 1} // no answer from the next hop
+	CodeNextHopFailed = [3]int{4, 4, 2} // the next hop deferred, or the connection broke
+	CodeSystemError   = [3]int{4, 3, 0} // a fault inside zipgate
+	CodeTooManyRcpts  = [3]int{4, 5, 3}
+	CodeMediaError    = [3]int{5, 6, 0} // the message cannot be converted safely
 )
 
 // Error is a failure with the SMTP reply the client should see. Text is what
