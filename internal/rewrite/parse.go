@@ -133,6 +133,16 @@ func (ps *parser) part(depth int, top bool) (*Part, error) {
 func (ps *parser) header(p *Part, top bool) error {
 	var total int
 	first := true
+	// The last field's value is built here, so that a field folded over
+	// many lines costs linear time.
+	var val strings.Builder
+	flush := func() {
+		if n := len(p.Fields); n > 0 && p.Fields[n-1].Name != "" {
+			p.Fields[n-1].Value = strings.TrimSpace(val.String())
+		}
+		val.Reset()
+	}
+	defer flush()
 	for {
 		line, start, err := ps.lr.next()
 		if err == io.EOF {
@@ -156,11 +166,12 @@ func (ps *parser) header(p *Part, top bool) error {
 			p.BodyStart = ps.lr.off
 			return nil
 		case (content[0] == ' ' || content[0] == '\t') && len(p.Fields) > 0:
-			f := &p.Fields[len(p.Fields)-1]
-			f.End = ps.lr.off
-			f.Value += " " + strings.TrimSpace(string(content))
+			p.Fields[len(p.Fields)-1].End = ps.lr.off
+			val.WriteByte(' ')
+			val.Write(bytes.TrimSpace(content))
 		case first && top && bytes.HasPrefix(content, []byte("From ")):
 			// An mbox separator some tools leave in front; keep it verbatim.
+			flush()
 			p.Fields = append(p.Fields, Field{Start: start, End: ps.lr.off})
 		default:
 			i := bytes.IndexByte(content, ':')
@@ -170,12 +181,13 @@ func (ps *parser) header(p *Part, top bool) error {
 				p.BodyStart = start
 				return nil
 			}
+			flush()
 			p.Fields = append(p.Fields, Field{
 				Name:  string(bytes.TrimRight(content[:i], " \t")),
-				Value: strings.TrimSpace(string(content[i+1:])),
 				Start: start,
 				End:   ps.lr.off,
 			})
+			val.Write(content[i+1:])
 		}
 		first = false
 	}
