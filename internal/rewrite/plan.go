@@ -193,12 +193,12 @@ func scanCIDs(r io.Reader, refs map[string]bool) {
 	br := bufio.NewReader(r)
 	for {
 		line, err := br.ReadSlice('\n')
-		for low := bytes.ToLower(line); ; {
-			i := bytes.Index(low, []byte("cid:"))
+		for rest := line; ; {
+			i := indexFoldASCII(rest, "cid:")
 			if i < 0 {
 				break
 			}
-			rest := line[len(line)-len(low)+i+4:]
+			rest = rest[i+4:]
 			end := bytes.IndexAny(rest, "\"' >)\r\n\t")
 			if end < 0 {
 				end = len(rest)
@@ -208,12 +208,33 @@ func scanCIDs(r io.Reader, refs map[string]bool) {
 				id = u
 			}
 			refs[id] = true
-			low = low[i+4:]
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return
 		}
 	}
+}
+
+// indexFoldASCII is bytes.Index ignoring ASCII case; unlike
+// bytes.ToLower it keeps every offset where it was.
+func indexFoldASCII(b []byte, needle string) int {
+	for i := 0; i+len(needle) <= len(b); i++ {
+		match := true
+		for j := 0; j < len(needle); j++ {
+			c := b[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != needle[j] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return i
+		}
+	}
+	return -1
 }
 
 // onlyEncryptedZips reports whether every attachment is a zip whose

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset"
@@ -189,6 +190,8 @@ func FuzzRewrite(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		wd := time.AfterFunc(10*time.Second, func() { panic("one input took over 10 s: a hang or quadratic path") })
+		defer wd.Stop()
 		pl, err := Analyze(bytes.NewReader(msg), int64(len(msg)), Limits{MaxHeaderBytes: 64 << 10, MaxDepth: 20, MaxParts: 500}, t.TempDir())
 		if err != nil || pl.Pass != "" {
 			return
@@ -206,4 +209,23 @@ func FuzzRewrite(f *testing.F) {
 			t.Fatal("no trace header")
 		}
 	})
+}
+
+func TestInlineImagesTheHTMLShowsStayInline(t *testing.T) {
+	msg := "From: a@example.jp\r\nMIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=r\r\n\r\n" +
+		"--r\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>İ<img src=\"CID:logo%40example.jp\"></p>\r\n" +
+		"--r\r\nContent-Type: image/png\r\nContent-ID: <logo@example.jp>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n" +
+		"--r\r\nContent-Type: image/png; name=other.png\r\nContent-ID: <other@example.jp>\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n" +
+		"--r--\r\n"
+	pl, err := Analyze(strings.NewReader(msg), int64(len(msg)), testLimits, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pl.Attachments) != 1 || pl.Attachments[0].Name != "other.png" {
+		var names []string
+		for _, a := range pl.Attachments {
+			names = append(names, a.Name)
+		}
+		t.Fatalf("attachments %q, want only the unreferenced other.png", names)
+	}
 }
