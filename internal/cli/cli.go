@@ -3,12 +3,15 @@ package cli
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -18,7 +21,12 @@ import (
 
 	"github.com/zipgate/zipgate/internal/config"
 	"github.com/zipgate/zipgate/internal/gateway"
+	"github.com/zipgate/zipgate/internal/notice"
+	"github.com/zipgate/zipgate/internal/relay"
+	"github.com/zipgate/zipgate/internal/release"
 	"github.com/zipgate/zipgate/internal/smtpd"
+	"github.com/zipgate/zipgate/internal/store"
+	"github.com/zipgate/zipgate/internal/web"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
@@ -27,12 +35,15 @@ var Version = ""
 const usage = `zipgate: puts outgoing attachments into a password-protected zip and mails the password separately.
 
 Usage:
-  zipgate serve [-config FILE] [-listen ADDR] [-next-hop ADDR] [-data DIR]
+  zipgate serve [-config FILE] [-listen ADDR] [-next-hop ADDR] [-data DIR] [-delay 10m] [-web-listen ADDR]
   zipgate configtest [-config FILE]
+  zipgate jobs list [-config FILE] [-data DIR] [-state scheduled|released|canceled|failed] [-limit N]
+  zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID
   zipgate version
 
 Without -config, zipgate runs on its built-in defaults: SMTP on 127.0.0.1:10025,
-next hop 127.0.0.1:10026, state under ./zipgate-data.
+next hop 127.0.0.1:10026, password mails 10 minutes after their message, the
+sender page on 127.0.0.1:8025, state under ./zipgate-data.
 `
 
 // Run runs the subcommand in args (without the program name) and returns
@@ -47,6 +58,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "configtest":
 		return configtest(args[1:], stdout, stderr)
+	case "jobs":
+		return jobs(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "zipgate", version())
 		return 0
@@ -107,10 +120,18 @@ func serve(args []string, stderr io.Writer) int {
 	listen := fs.String("listen", "", "SMTP address to listen on (smtp.listen)")
 	nextHop := fs.String("next-hop", "", "where rewritten mail goes (relay.next_hop)")
 	data := fs.String("data", "", "state directory (data_dir)")
+	delay := fs.Duration("delay", -1, "time between a message and its password mail, e.g. 10m (release.delay)")
+	webListen := fs.String("web-listen", "", "address of the sender page (web.listen)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg, err := loadConfig(*path, func(c *config.Config) {
+		if *delay >= 0 {
+			c.Release.Delay = config.Duration(*delay)
+		}
+		if *webListen != "" {
+			c.Web.Listen = *webListen
+		}
 		if *listen != "" {
 			c.SMTP.Listen = *listen
 		}
@@ -138,7 +159,22 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
 	}
-	gw, err := gateway.New(cfg, tmp, log)
+	st, key, err := openStore(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tmpl, err := notice.Load(notice.Options{BodyText: cfg.Notice.Text, Dir: cfg.Notice.TemplateDir, Charset: cfg.Notice.Charset})
+	if err != nil {
+		return err
+	}
+	next := &relay.Client{Addr: cfg.Relay.NextHop, HeloName: cfg.SMTP.Hostname, Timeout: cfg.Relay.Timeout.D()}
+	sched := release.New(st, next, tmpl, log)
+	sched.Hostname, sched.BaseURL = cfg.SMTP.Hostname, cfg.Web.BaseURL
+	sched.PwPrefix, sched.NoticeFrom = cfg.Notice.PasswordSubjectPrefix, cfg.Release.NoticeFrom
+	sched.Retention = cfg.Release.Retention.D()
+
+	gw, err := gateway.New(cfg, tmp, st, tmpl, sched.Wake, log)
 	if err != nil {
 		return err
 	}
@@ -150,27 +186,77 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	webLn, err := net.Listen("tcp", cfg.Web.Listen)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	// The CSRF key is derived from the store key, so forms stay valid
+	// across restarts and nothing else needs keeping.
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("zipgate sender page csrf"))
+	page := &http.Server{
+		Handler:           web.New(st, sched.Wake, mac.Sum(nil), log).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	log.Info("zipgate started", "version", version(), "listen", ln.Addr().String(),
-		"next_hop", cfg.Relay.NextHop, "data_dir", cfg.DataDir)
+		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "delay", cfg.Release.Delay.D().String(),
+		"data_dir", cfg.DataDir)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	done := make(chan error, 1)
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	done := make(chan error, 3)
+	schedDone := make(chan struct{})
 	go func() { done <- srv.Serve(ln) }()
+	go func() {
+		if err := page.Serve(webLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			done <- err
+		}
+	}()
+	go func() {
+		defer close(schedDone)
+		if err := sched.Run(schedCtx); err != nil {
+			done <- err
+		}
+	}()
+	var runErr error
 	select {
-	case err := <-done:
-		return err
+	case runErr = <-done:
 	case <-ctx.Done():
 	}
+	// Orderly: stop taking mail and let sessions finish, then the page,
+	// then the scheduler (a password mail in flight completes or is
+	// retried after the next start).
 	log.Info("shutting down: finishing sessions in progress")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) && runErr == nil {
+		runErr = err
 	}
-	<-done
+	page.Shutdown(sctx)
+	stopSched()
+	<-schedDone
 	log.Info("zipgate stopped")
-	return nil
+	return runErr
+}
+
+// openStore opens the embedded store with its key, making both on the
+// first start.
+func openStore(cfg config.Config) (store.Store, []byte, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	key, err := store.LoadKey(cfg.KeyFile())
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.OpenSQLite(context.Background(), cfg.DBFile(), key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, key, nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

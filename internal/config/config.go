@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/template"
 	"time"
@@ -29,6 +31,30 @@ type Config struct {
 	Zip      Zip      `toml:"zip"`
 	Password Password `toml:"password"`
 	Notice   Notice   `toml:"notice"`
+	Release  Release  `toml:"release"`
+	Web      Web      `toml:"web"`
+}
+
+// Release is the delayed password mail and the sender's window to stop it.
+type Release struct {
+	// Delay between the message leaving and its password mail.
+	Delay Duration `toml:"delay"`
+	// KeyFile holds the key that encrypts passwords in the store; made
+	// (mode 0600) on first start when missing. Default: data_dir/zipgate.key.
+	KeyFile string `toml:"key_file"`
+	// Retention keeps finished jobs (for the audit) this long.
+	Retention Duration `toml:"retention"`
+	// NoticeFrom is the From of notices to senders; empty means
+	// postmaster at the sender's own domain.
+	NoticeFrom string `toml:"notice_from"`
+}
+
+// Web is the sender page (cancel, release now) and health check.
+type Web struct {
+	Listen string `toml:"listen"`
+	// BaseURL is how senders reach the web listener, for the links in
+	// their notices (a proxy may stand in front).
+	BaseURL string `toml:"base_url"`
 }
 
 // SMTP is the listener Postfix hands mail to.
@@ -91,6 +117,12 @@ type Notice struct {
 	Text string `toml:"text"`
 	// PasswordSubjectPrefix starts the subject of the password mail.
 	PasswordSubjectPrefix string `toml:"password_subject_prefix"`
+	// TemplateDir may hold edited copies of the mail templates
+	// (password.txt, sender_scheduled.txt, sender_released.txt,
+	// sender_canceled.txt, sender_failed.txt); missing ones are built in.
+	TemplateDir string `toml:"template_dir"`
+	// Charset of the mails zipgate writes: "utf-8" or "iso-2022-jp".
+	Charset string `toml:"charset"`
 }
 
 // Defaults is the configuration zipgate runs on without a file.
@@ -120,7 +152,12 @@ func Defaults() Config {
 			FilenameEncoding: "utf-8",
 		},
 		Password: Password{Length: 12, Digits: 3, Symbols: 0},
-		Notice:   Notice{PasswordSubjectPrefix: "[Password] "},
+		Notice:   Notice{PasswordSubjectPrefix: "[Password] ", Charset: "utf-8"},
+		Release: Release{
+			Delay:     Duration(10 * time.Minute),
+			Retention: Duration(90 * 24 * time.Hour),
+		},
+		Web: Web{Listen: "127.0.0.1:8025", BaseURL: "http://127.0.0.1:8025"},
 	}
 }
 
@@ -214,6 +251,26 @@ func (c Config) problems() []string {
 			p.add("notice.text: %v", err)
 		}
 	}
+	checkAddr(&p, "web.listen", c.Web.Listen)
+	if u, err := url.Parse(c.Web.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add("web.base_url: %q is not an http(s) URL", c.Web.BaseURL)
+	}
+	if c.Release.Delay < 0 {
+		p.add("release.delay: must not be negative")
+	}
+	if c.Release.Retention <= 0 {
+		p.add("release.retention: must be greater than 0")
+	}
+	switch c.Notice.Charset {
+	case "utf-8", "iso-2022-jp":
+	default:
+		p.add("notice.charset: %q is not utf-8 or iso-2022-jp", c.Notice.Charset)
+	}
+	if c.Notice.TemplateDir != "" {
+		if st, err := os.Stat(c.Notice.TemplateDir); err != nil || !st.IsDir() {
+			p.add("notice.template_dir: %q is not a directory", c.Notice.TemplateDir)
+		}
+	}
 	pw := c.Password
 	if pw.Digits < 0 || pw.Symbols < 0 || pw.Digits+pw.Symbols > pw.Length {
 		p.add("password: digits (%d) + symbols (%d) must fit in length (%d)", pw.Digits, pw.Symbols, pw.Length)
@@ -255,6 +312,17 @@ func (p *Problems) add(format string, args ...any) {
 }
 
 func (p *Problems) Error() string { return strings.Join(p.List, "\n") }
+
+// KeyFile is where the store key lives.
+func (c Config) KeyFile() string {
+	if c.Release.KeyFile != "" {
+		return c.Release.KeyFile
+	}
+	return filepath.Join(c.DataDir, "zipgate.key")
+}
+
+// DBFile is the embedded store's database.
+func (c Config) DBFile() string { return filepath.Join(c.DataDir, "zipgate.db") }
 
 // Duration is a time.Duration written as "5m" or "30s" in TOML.
 type Duration time.Duration

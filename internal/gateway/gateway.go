@@ -4,7 +4,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -24,6 +23,7 @@ import (
 	"github.com/zipgate/zipgate/internal/reply"
 	"github.com/zipgate/zipgate/internal/rewrite"
 	"github.com/zipgate/zipgate/internal/spool"
+	"github.com/zipgate/zipgate/internal/store"
 	"github.com/zipgate/zipgate/internal/zipper"
 )
 
@@ -37,25 +37,22 @@ type Gateway struct {
 	zipOpts   zipper.Options
 	limits    rewrite.Limits
 	tempDir   string
-	hostname  string
-	pwPrefix  string
 	threshold int
+	store     store.Store
+	wake      func()
+	delay     time.Duration
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
 
 // New builds a gateway from a validated configuration. tempDir holds
-// spool files.
-func New(cfg config.Config, tempDir string, log *slog.Logger) (*Gateway, error) {
+// spool files; release jobs go to st, and wake tells the scheduler.
+func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templates, wake func(), log *slog.Logger) (*Gateway, error) {
 	gen, err := password.New(password.Policy{
 		Length: cfg.Password.Length, Digits: cfg.Password.Digits,
 		Symbols: cfg.Password.Symbols, AllowAmbiguous: cfg.Password.AllowAmbiguous,
 	}, nil)
-	if err != nil {
-		return nil, err
-	}
-	tmpl, err := notice.Load(cfg.Notice.Text)
 	if err != nil {
 		return nil, err
 	}
@@ -83,9 +80,10 @@ func New(cfg config.Config, tempDir string, log *slog.Logger) (*Gateway, error) 
 			MaxHeaderBytes: cfg.SMTP.MaxHeaderBytes, MaxDepth: cfg.SMTP.MaxMIMEDepth, MaxParts: cfg.SMTP.MaxMIMEParts,
 		},
 		tempDir:   tempDir,
-		hostname:  cfg.SMTP.Hostname,
-		pwPrefix:  cfg.Notice.PasswordSubjectPrefix,
 		threshold: cfg.SMTP.SpoolMemoryBytes,
+		store:     st,
+		wake:      wake,
+		delay:     cfg.Release.Delay.D(),
 		Now:       time.Now,
 	}, nil
 }
@@ -96,6 +94,7 @@ type record struct {
 	env                         *relay.Envelope
 	entries                     []zipper.Entry
 	zipMethod                   string
+	due                         time.Time // when the password goes
 }
 
 // Handle processes one message. It returns nil only when the next hop
@@ -165,35 +164,38 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 		return reply.Internal(fmt.Errorf("rewriting: %w", err))
 	}
 
-	pwMail, err := g.templates.Password(notice.PasswordMail{
-		ID: rec.id, Hostname: g.hostname,
-		From: hdr.Get("From"), To: hdr.Get("To"), Cc: hdr.Get("Cc"),
-		Subject:   mimeparam.DecodeHeader(hdr.Get("Subject")),
-		MessageID: hdr.Get("Message-ID"),
-		ZipName:   zipName, Files: files, Password: pw, Sent: now, Now: g.Now(),
-	}, g.pwPrefix)
-	if err != nil {
-		return reply.Internal(err)
+	// The release job is durable (Pending) before the message leaves, and
+	// discarded if it does not leave, so no password goes for a message
+	// that was not delivered. The scheduler only sends Scheduled jobs.
+	job := &store.Job{
+		ID: rec.id, Sender: env.From, Rcpts: env.Addrs(),
+		HeaderFrom: hdr.Get("From"), HeaderTo: hdr.Get("To"), HeaderCc: hdr.Get("Cc"),
+		Subject: mimeparam.DecodeHeader(hdr.Get("Subject")), MessageID: hdr.Get("Message-ID"),
+		ZipName: zipName, Password: pw, CreatedAt: now, DueAt: now.Add(g.delay),
 	}
-	// The password goes to the same recipients, without the DSN requests
-	// of the original: a bounce of it would reach the sender anyway.
-	pwEnv := &relay.Envelope{From: env.From}
-	pwEnv.MailOpts.UTF8 = env.MailOpts.UTF8
-	for _, r := range env.Rcpts {
-		pwEnv.Rcpts = append(pwEnv.Rcpts, relay.Rcpt{Addr: r.Addr})
+	for _, e := range rec.entries {
+		job.Files = append(job.Files, store.File{Name: e.Name, Size: e.Size, SHA256: fmt.Sprintf("%x", e.SHA256)})
 	}
-	// Until release jobs are stored (delay 0), the password mail follows
-	// the message on the same connection. If it fails after the message
-	// went, the client retries the whole message: the recipient may see
-	// a zip whose password never came, never a password without its zip.
-	sent, err := g.relay.Send(ctx,
-		relay.Message{Env: env, Body: out.Reader()},
-		relay.Message{Env: pwEnv, Body: bytes.NewReader(pwMail)})
-	if err != nil && sent == 1 {
-		// Never a 5xx here: it would bounce a message that was delivered.
-		return reply.Temp(reply.CodeNextHopFailed, "Next hop did not take the password mail, please try again later", err)
+	if err := g.store.Create(ctx, job); err != nil {
+		return reply.Internal(fmt.Errorf("storing the release job: %w", err))
 	}
-	return err
+	if _, err := g.relay.Send(ctx, relay.Message{Env: env, Body: out.Reader()}); err != nil {
+		if derr := g.store.Discard(context.WithoutCancel(ctx), job.ID); derr != nil {
+			g.log.Error("could not discard the release job of a message that did not leave; it will be sent after a restart",
+				"id", job.ID, "error", derr.Error())
+		}
+		return err
+	}
+	rec.due = job.DueAt
+	// The message left: from here on the answer is 250 whatever happens,
+	// or Postfix would send it twice. A job left Pending is scheduled by
+	// the next start (Recover).
+	// (An admin may have canceled it by id meanwhile: that stands.)
+	if err := g.store.Schedule(context.WithoutCancel(ctx), job.ID); err != nil && !errors.Is(err, store.ErrAlreadyCanceled) {
+		g.log.Error("could not schedule the release job; it is sent after the next restart", "id", job.ID, "error", err.Error())
+	}
+	g.wake()
+	return nil
 }
 
 func (g *Gateway) renderZipName(now time.Time, id string) (string, error) {
@@ -252,6 +254,9 @@ func (g *Gateway) logResult(rec *record, start time.Time, err error) {
 	}
 	if rec.zipMethod != "" {
 		attrs = append(attrs, "zip_method", rec.zipMethod)
+	}
+	if !rec.due.IsZero() {
+		attrs = append(attrs, "password_due", rec.due.Format(time.RFC3339))
 	}
 	if err != nil {
 		re := reply.From(err)

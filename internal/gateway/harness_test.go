@@ -21,15 +21,21 @@ import (
 	"github.com/zipgate/zipgate/internal/config"
 	"github.com/zipgate/zipgate/internal/gateway"
 	"github.com/zipgate/zipgate/internal/mailtest"
+	"github.com/zipgate/zipgate/internal/notice"
+	"github.com/zipgate/zipgate/internal/relay"
+	"github.com/zipgate/zipgate/internal/release"
 	"github.com/zipgate/zipgate/internal/smtpd"
+	"github.com/zipgate/zipgate/internal/store"
 )
 
 // harness is a real zipgate SMTP server on loopback in front of a
 // recording next hop.
 type harness struct {
-	addr string
-	hop  *mailtest.NextHop
-	logs *syncBuffer
+	addr  string
+	hop   *mailtest.NextHop
+	logs  *syncBuffer
+	store store.Store
+	sched *release.Scheduler
 }
 
 // syncBuffer keeps the log lines for tests that check them.
@@ -57,6 +63,7 @@ func start(t *testing.T, mutate func(*config.Config)) *harness {
 	cfg.Relay.NextHop = hop.Addr
 	cfg.DataDir = t.TempDir()
 	cfg.Relay.Timeout = config.Duration(10 * time.Second)
+	cfg.Release.Delay = 0 // due at once; tests run the scheduler themselves
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -65,7 +72,22 @@ func start(t *testing.T, mutate func(*config.Config)) *harness {
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(tlog{t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	gw, err := gateway.New(cfg, cfg.DataDir, log)
+	key, err := store.LoadKey(cfg.KeyFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.OpenSQLite(context.Background(), cfg.DBFile(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	tmpl, err := notice.Load(notice.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := release.New(st, &relay.Client{Addr: hop.Addr, HeloName: "zipgate.test", Timeout: 10 * time.Second}, tmpl, log)
+	sched.Hostname, sched.BaseURL, sched.PwPrefix = "zipgate.test", "https://zipgate.example.jp", "[Password] "
+	gw, err := gateway.New(cfg, cfg.DataDir, st, tmpl, func() {}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +105,30 @@ func start(t *testing.T, mutate func(*config.Config)) *harness {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &harness{addr: ln.Addr().String(), hop: hop, logs: logs}
+	return &harness{addr: ln.Addr().String(), hop: hop, logs: logs, store: st, sched: sched}
+}
+
+// release runs the scheduler once, as its loop would when woken.
+func (h *harness) release(t *testing.T) {
+	t.Helper()
+	if _, err := h.sched.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// byKind sorts what the next hop got by zipgate's trace header: the
+// rewritten message ("encrypted"), "password" mails and sender "notice"s.
+func byKind(msgs []mailtest.Received) map[string][]mailtest.Received {
+	out := map[string][]mailtest.Received{}
+	for _, m := range msgs {
+		kind := "untouched"
+		if i := bytes.Index(m.Data, []byte("X-Zipgate: ")); i >= 0 {
+			rest := m.Data[i+len("X-Zipgate: "):]
+			kind = string(rest[:bytes.IndexAny(rest, ";\r")])
+		}
+		out[kind] = append(out[kind], m)
+	}
+	return out
 }
 
 // tlog routes the gateway's log lines to the test log.

@@ -23,7 +23,9 @@ type Received struct {
 
 // Fault tells the next hop how to fail; the zero value accepts all.
 type Fault struct {
-	Rcpt *smtp.SMTPError // answer to every RCPT
+	Rcpt *smtp.SMTPError // answer to RCPT
+	// RcptAddr limits Rcpt to this one address; empty means every one.
+	RcptAddr string
 	Data *smtp.SMTPError // answer after DATA
 	// DataAfter lets this many messages through before Data applies.
 	DataAfter int
@@ -100,7 +102,7 @@ func (s *hopSession) Rcpt(to string, opts *smtp.RcptOptions) error {
 	s.h.mu.Lock()
 	f := s.h.fault
 	s.h.mu.Unlock()
-	if f.Rcpt != nil {
+	if f.Rcpt != nil && (f.RcptAddr == "" || f.RcptAddr == to) {
 		return f.Rcpt
 	}
 	s.msg.Rcpts = append(s.msg.Rcpts, to)

@@ -1,6 +1,7 @@
 // Package notice renders the texts zipgate adds to mail: the notice in the
-// body of a rewritten message and the password mail. Templates are Go
-// text/templates; the built-in ones are Japanese and English.
+// body of a rewritten message, the password mail and the notices to the
+// sender. Templates are Go text/templates; the built-in ones are Japanese
+// and English, and an admin may put edited copies in a directory.
 package notice
 
 import (
@@ -9,16 +10,34 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"mime"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/template"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/text/encoding/japanese"
 )
 
 //go:embed templates/*.txt
 var builtin embed.FS
+
+// The mail templates, by file name.
+const (
+	Password        = "password.txt"
+	SenderScheduled = "sender_scheduled.txt"
+	SenderReleased  = "sender_released.txt"
+	SenderCanceled  = "sender_canceled.txt"
+	SenderFailed    = "sender_failed.txt"
+	body            = "body.txt"
+)
+
+var mailTemplates = []string{Password, SenderScheduled, SenderReleased, SenderCanceled, SenderFailed}
 
 // File is one attachment as the notices show it.
 type File struct {
@@ -32,13 +51,26 @@ type BodyData struct {
 	Files   []File
 }
 
+// Data fills the mail templates; each uses what it needs.
+type Data struct {
+	Subject  string // the original subject, decoded
+	ZipName  string
+	Files    []File
+	Rcpts    []string
+	Password string    // password.txt only
+	Sent     time.Time // when the original message left
+	Due      time.Time // when the password goes
+	When     time.Time // when it was released or canceled
+	Link     string    // the sender page
+	Reason   string    // why it failed
+}
+
 var funcs = template.FuncMap{
 	"size": HumanSize,
-	// quoteJa puts a subject in Japanese quotes, or says "the mail" when
-	// there is none.
+	// quoteJa puts a subject in Japanese quotes; nothing when empty.
 	"quoteJa": func(s string) string {
 		if s == "" {
-			return "メール"
+			return ""
 		}
 		return "「" + s + "」"
 	},
@@ -46,24 +78,49 @@ var funcs = template.FuncMap{
 
 // Templates holds the parsed templates.
 type Templates struct {
-	body, password *template.Template
+	t       map[string]*template.Template
+	charset string
 }
 
-// Load parses the built-in templates; bodyText, when not empty, replaces
-// the built-in body notice.
-func Load(bodyText string) (*Templates, error) {
-	t := &Templates{}
-	var err error
-	if bodyText == "" {
-		t.body, err = template.New("body.txt").Funcs(funcs).ParseFS(builtin, "templates/body.txt")
-	} else {
-		t.body, err = template.New("body.txt").Funcs(funcs).Parse(bodyText)
+// Options say where edited templates are and how mails are written.
+type Options struct {
+	// BodyText, when set, replaces the body notice template.
+	BodyText string
+	// Dir may hold edited copies of the mail templates.
+	Dir string
+	// Charset is "utf-8" (default) or "iso-2022-jp".
+	Charset string
+}
+
+// Load parses the templates: an edited copy in o.Dir wins over the
+// built-in one.
+func Load(o Options) (*Templates, error) {
+	t := &Templates{t: map[string]*template.Template{}, charset: o.Charset}
+	if t.charset == "" {
+		t.charset = "utf-8"
 	}
-	if err != nil {
-		return nil, fmt.Errorf("notice template: %w", err)
-	}
-	if t.password, err = template.New("password.txt").Funcs(funcs).ParseFS(builtin, "templates/password.txt"); err != nil {
-		return nil, fmt.Errorf("password template: %w", err)
+	for _, name := range append([]string{body}, mailTemplates...) {
+		text, err := fs.ReadFile(builtin, "templates/"+name)
+		if err != nil {
+			return nil, err
+		}
+		if o.Dir != "" {
+			b, err := os.ReadFile(filepath.Join(o.Dir, name))
+			switch {
+			case err == nil:
+				text = b
+			case !errors.Is(err, os.ErrNotExist):
+				return nil, err
+			}
+		}
+		if name == body && o.BodyText != "" {
+			text = []byte(o.BodyText)
+		}
+		tt, err := template.New(name).Funcs(funcs).Parse(string(text))
+		if err != nil {
+			return nil, fmt.Errorf("template %s: %w", name, err)
+		}
+		t.t[name] = tt
 	}
 	return t, nil
 }
@@ -71,74 +128,103 @@ func Load(bodyText string) (*Templates, error) {
 // Body renders the notice added to the body of a rewritten message.
 func (t *Templates) Body(d BodyData) (string, error) {
 	var b strings.Builder
-	if err := t.body.Execute(&b, d); err != nil {
+	if err := t.t[body].Execute(&b, d); err != nil {
 		return "", fmt.Errorf("notice template: %w", err)
 	}
 	return b.String(), nil
 }
 
-// PasswordMail is everything the password mail says.
-type PasswordMail struct {
-	ID        string // zipgate id
-	Hostname  string // for the Message-ID
-	From      string // the original From field value, as written
-	To, Cc    string // the original To and Cc field values, as written
-	Subject   string // the original subject, decoded
-	MessageID string // the original Message-ID, for threading
-	ZipName   string
-	Files     []File
-	Password  string
-	Sent      time.Time // when the original was accepted
-	Now       time.Time
+// Header is the envelope-independent head of a mail zipgate writes.
+type Header struct {
+	ID        string // zipgate id, for the trace header and Message-ID
+	Hostname  string
+	From      string // field values as they go out
+	To, Cc    string
+	Subject   string // unencoded
+	InReplyTo string // Message-ID to thread under
+	Kind      string // trace: password, notice
+	Date      time.Time
 }
 
-// Password renders the password mail as a complete message (UTF-8,
-// base64 body, CRLF line ends).
-func (t *Templates) Password(m PasswordMail, prefix string) ([]byte, error) {
-	var body bytes.Buffer
-	if err := t.password.Execute(&body, m); err != nil {
-		// The error names the template, never the data.
-		return nil, fmt.Errorf("password template failed")
+// Mail renders the template name with d as a complete message (CRLF line
+// ends) in the configured charset.
+func (t *Templates) Mail(name string, h Header, d Data) ([]byte, error) {
+	tt := t.t[name]
+	if tt == nil {
+		return nil, fmt.Errorf("no template %s", name)
 	}
-	var h bytes.Buffer
+	var text bytes.Buffer
+	if err := tt.Execute(&text, d); err != nil {
+		// Name the template, never the data: it may hold the password.
+		return nil, fmt.Errorf("template %s failed", name)
+	}
+	bodyText := strings.ReplaceAll(strings.ReplaceAll(text.String(), "\r\n", "\n"), "\n", "\r\n")
+
+	var m bytes.Buffer
 	field := func(name, value string) {
 		if value != "" {
-			fmt.Fprintf(&h, "%s: %s\r\n", name, value)
+			fmt.Fprintf(&m, "%s: %s\r\n", name, value)
 		}
 	}
-	field("From", m.From)
-	field("To", m.To)
-	field("Cc", m.Cc)
-	field("Subject", EncodeHeader(prefix+m.Subject))
-	field("Date", m.Now.Format(time.RFC1123Z))
-	field("Message-ID", fmt.Sprintf("<%s.%s@%s>", m.ID, randomTag(), m.Hostname))
-	field("In-Reply-To", m.MessageID)
-	field("References", m.MessageID)
+	subject, contentType, cte := EncodeHeader(h.Subject), "text/plain; charset=UTF-8", "base64"
+	var payload []byte
+	if t.charset == "iso-2022-jp" {
+		enc, err1 := japanese.ISO2022JP.NewEncoder().String(bodyText)
+		subj, err2 := japanese.ISO2022JP.NewEncoder().String(h.Subject)
+		if err1 == nil && err2 == nil {
+			payload, contentType, cte = []byte(enc), "text/plain; charset=ISO-2022-JP", "7bit"
+			if !is7bit(h.Subject) {
+				subject = mime.BEncoding.Encode("ISO-2022-JP", subj)
+			}
+		}
+		// A text ISO-2022-JP cannot spell stays UTF-8.
+	}
+	field("From", h.From)
+	field("To", h.To)
+	field("Cc", h.Cc)
+	field("Subject", subject)
+	field("Date", h.Date.Format(time.RFC1123Z))
+	field("Message-ID", fmt.Sprintf("<%s.%s.%s@%s>", h.ID, h.Kind, randomTag(), h.Hostname))
+	field("In-Reply-To", h.InReplyTo)
+	field("References", h.InReplyTo)
 	field("MIME-Version", "1.0")
-	field("Content-Type", "text/plain; charset=UTF-8")
-	field("Content-Transfer-Encoding", "base64")
+	field("Content-Type", contentType)
+	field("Content-Transfer-Encoding", cte)
 	field("Auto-Submitted", "auto-generated")
-	field("X-Zipgate", "password; id="+m.ID)
-	h.WriteString("\r\n")
-	text := strings.ReplaceAll(body.String(), "\n", "\r\n")
-	enc := base64.StdEncoding.EncodeToString([]byte(text))
+	field("X-Zipgate", h.Kind+"; id="+h.ID)
+	m.WriteString("\r\n")
+	if payload != nil {
+		m.Write(payload)
+		if !bytes.HasSuffix(payload, []byte("\r\n")) {
+			m.WriteString("\r\n")
+		}
+		return m.Bytes(), nil
+	}
+	enc := base64.StdEncoding.EncodeToString([]byte(bodyText))
 	for len(enc) > 76 {
-		h.WriteString(enc[:76] + "\r\n")
+		m.WriteString(enc[:76] + "\r\n")
 		enc = enc[76:]
 	}
-	h.WriteString(enc + "\r\n")
-	return h.Bytes(), nil
+	m.WriteString(enc + "\r\n")
+	return m.Bytes(), nil
 }
 
 // EncodeHeader encodes a header value as RFC 2047 UTF-8 words when it is
 // not plain ASCII.
 func EncodeHeader(s string) string {
+	if is7bit(s) {
+		return s
+	}
+	return mime.BEncoding.Encode("UTF-8", s)
+}
+
+func is7bit(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= utf8.RuneSelf {
-			return mime.BEncoding.Encode("UTF-8", s)
+			return false
 		}
 	}
-	return s
+	return true
 }
 
 // HumanSize writes a byte count the way people read it.

@@ -3,65 +3,132 @@ package notice
 import (
 	"bytes"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	_ "github.com/emersion/go-message/charset"
 	"github.com/emersion/go-message/mail"
 )
 
-func TestPasswordMailReadsInAMailClient(t *testing.T) {
-	tm, err := Load("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sent := time.Date(2026, 11, 27, 15, 4, 0, 0, time.FixedZone("JST", 9*3600))
-	raw, err := tm.Password(PasswordMail{
-		ID: "abc", Hostname: "gw.example.jp", From: "=?UTF-8?B?5aSq6YOO?= <taro@example.jp>",
-		To: "hanako@example.com", Subject: "見積書の送付", MessageID: "<m1@example.jp>",
-		ZipName: "attachments_20261127.zip", Files: []File{{"見積書.pdf", 2048}},
-		Password: "Xk7#mQ2p", Sent: sent, Now: sent.Add(time.Minute),
-	}, "[パスワード] ")
-	if err != nil {
-		t.Fatal(err)
-	}
+var jst = time.FixedZone("JST", 9*3600)
+
+// read parses a generated mail as a mail client would and returns its
+// decoded subject and text.
+func read(t *testing.T, raw []byte) (*mail.Reader, string, string) {
+	t.Helper()
 	r, err := mail.CreateReader(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	subject, _ := r.Header.Subject()
-	if subject != "[パスワード] 見積書の送付" {
-		t.Errorf("subject %q", subject)
-	}
-	from, _ := r.Header.AddressList("From")
-	if len(from) != 1 || from[0].Name != "太郎" {
-		t.Errorf("from %v", from)
-	}
-	if r.Header.Get("In-Reply-To") != "<m1@example.jp>" || r.Header.Get("References") != "<m1@example.jp>" {
-		t.Error("does not thread under the original")
+	subject, err := r.Header.Subject()
+	if err != nil {
+		t.Fatal(err)
 	}
 	p, err := r.NextPart()
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(p.Body)
-	for _, want := range []string{"「見積書の送付」でお送りした添付ファイル「attachments_20261127.zip」", "パスワード: Xk7#mQ2p", "Password: Xk7#mQ2p", "見積書.pdf (2.0 KB)", "2026-11-27 15:04 JST"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("%q missing from:\n%s", want, body)
+	body, err := io.ReadAll(p.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, subject, string(body)
+}
+
+func TestPasswordMailReadsInAMailClient(t *testing.T) {
+	for _, charset := range []string{"utf-8", "iso-2022-jp"} {
+		t.Run(charset, func(t *testing.T) {
+			tm, err := Load(Options{Charset: charset})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := time.Date(2026, 11, 27, 15, 4, 0, 0, jst)
+			raw, err := tm.Mail(Password, Header{
+				ID: "abc", Hostname: "gw.example.jp", From: "=?UTF-8?B?5aSq6YOO?= <taro@example.jp>",
+				To: "hanako@example.com", Subject: "[パスワード] 見積書の送付", InReplyTo: "<m1@example.jp>",
+				Kind: "password", Date: sent,
+			}, Data{
+				Subject: "見積書の送付", ZipName: "attachments_20261127.zip", Files: []File{{"見積書.pdf", 2048}},
+				Password: "Xk7#mQ2p", Sent: sent,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if charset == "iso-2022-jp" && !bytes.Contains(raw, []byte("charset=ISO-2022-JP")) {
+				t.Fatalf("not ISO-2022-JP:\n%s", raw)
+			}
+			r, subject, body := read(t, raw)
+			if subject != "[パスワード] 見積書の送付" {
+				t.Errorf("subject %q", subject)
+			}
+			from, _ := r.Header.AddressList("From")
+			if len(from) != 1 || from[0].Name != "太郎" {
+				t.Errorf("from %v", from)
+			}
+			if r.Header.Get("In-Reply-To") != "<m1@example.jp>" || r.Header.Get("References") != "<m1@example.jp>" {
+				t.Error("does not thread under the original")
+			}
+			for _, want := range []string{"「見積書の送付」でお送りした添付ファイル「attachments_20261127.zip」", "パスワード: Xk7#mQ2p", "Password: Xk7#mQ2p", "見積書.pdf (2.0 KB)", "2026-11-27 15:04 JST"} {
+				if !strings.Contains(body, want) {
+					t.Errorf("%q missing from:\n%s", want, body)
+				}
+			}
+		})
+	}
+}
+
+func TestSenderNotices(t *testing.T) {
+	tm, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Data{Subject: "見積書", ZipName: "a.zip", Rcpts: []string{"hanako@example.com"},
+		Files: []File{{"見積書.pdf", 10}}, Due: time.Date(2026, 11, 27, 15, 14, 0, 0, jst),
+		When: time.Date(2026, 11, 27, 15, 10, 0, 0, jst), Link: "https://gw.example.jp/s/TOKEN", Reason: "550 no such user"}
+	h := Header{ID: "x", Hostname: "gw", From: "postmaster@example.jp", To: "taro@example.jp", Subject: "s", Kind: "notice", Date: d.When}
+	cases := map[string][]string{
+		SenderScheduled: {"https://gw.example.jp/s/TOKEN", "2026-11-27 15:14 JST", "hanako@example.com", "見積書.pdf (10 B)", "送信を取り消す"},
+		SenderReleased:  {"2026-11-27 15:10 JST", "was sent", "hanako@example.com"},
+		SenderCanceled:  {"取り消しました", "will not be sent"},
+		SenderFailed:    {"550 no such user", "could not be sent"},
+	}
+	for name, wants := range cases {
+		raw, err := tm.Mail(name, h, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, body := read(t, raw)
+		for _, w := range wants {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s: %q missing from:\n%s", name, w, body)
+			}
+		}
+		if strings.Contains(body, "Xk7") {
+			t.Errorf("%s shows a password", name)
 		}
 	}
 }
 
-func TestBodyNoticeCanBeReplaced(t *testing.T) {
-	tm, err := Load("Files are in {{.ZipName}} ({{len .Files}} files).")
+func TestEditedTemplatesWin(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, Password), []byte("PW={{.Password}}\n"), 0o600)
+	tm, err := Load(Options{Dir: dir, BodyText: "Files are in {{.ZipName}} ({{len .Files}} files)."})
 	if err != nil {
 		t.Fatal(err)
+	}
+	raw, _ := tm.Mail(Password, Header{ID: "x", Hostname: "h", Kind: "password", Date: time.Now()}, Data{Password: "abc"})
+	if _, _, body := read(t, raw); body != "PW=abc\r\n" {
+		t.Errorf("password mail %q", body)
 	}
 	got, err := tm.Body(BodyData{ZipName: "a.zip", Files: []File{{"x", 1}, {"y", 2}}})
 	if err != nil || got != "Files are in a.zip (2 files)." {
 		t.Fatalf("%q, %v", got, err)
 	}
-	if _, err := Load("{{.Nope"); err == nil {
-		t.Fatal("a broken template must be an error")
+	os.WriteFile(filepath.Join(dir, SenderCanceled), []byte("{{.Nope"), 0o600)
+	if _, err := Load(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), SenderCanceled) {
+		t.Fatalf("a broken template must be an error naming the file: %v", err)
 	}
 }

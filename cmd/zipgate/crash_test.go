@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/zipgate/zipgate/internal/cli"
+	"github.com/zipgate/zipgate/internal/mailtest"
+)
+
+// The test binary is also zipgate: run with ZIPGATE_RUN_MAIN=1 it is the
+// real program, so the crash test kills and restarts the real thing.
+func TestMain(m *testing.M) {
+	if os.Getenv("ZIPGATE_RUN_MAIN") == "1" {
+		os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startZipgate runs the real program and waits until it takes mail.
+func startZipgate(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "ZIPGATE_RUN_MAIN=1")
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("zipgate log:\n%s", log.String())
+		}
+	})
+	return cmd
+}
+
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("zipgate did not listen on %s", addr)
+}
+
+func mailWithAttachment(i int) string {
+	return fmt.Sprintf("From: taro@example.jp\r\nTo: hanako@example.com\r\nSubject: crash %d\r\nMessage-ID: <crash-%d@example.jp>\r\n"+
+		"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n"+
+		"--b\r\nContent-Type: application/pdf; name=f%d.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n", i, i, i)
+}
+
+// sendPlain submits like Postfix's smtp client: no TLS on loopback.
+func sendPlain(addr, msg string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.Hello("postfix.test"); err != nil {
+		return err
+	}
+	if err := c.Mail("taro@example.jp", nil); err != nil {
+		return err
+	}
+	if err := c.Rcpt("hanako@example.com", nil); err != nil {
+		return err
+	}
+	w, err := c.Data()
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write([]byte(msg)); err != nil {
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return c.Quit()
+}
+
+var idRe = regexp.MustCompile(`X-Zipgate: (encrypted|password); id=([a-z0-9]+)`)
+
+// TestKillNineLosesNoPassword: jobs pending when zipgate is killed with
+// SIGKILL are all released after a restart, each exactly once.
+func TestKillNineLosesNoPassword(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real program for several seconds")
+	}
+	hop := mailtest.StartNextHop(t)
+	data := t.TempDir()
+	listen := freeAddr(t)
+	args := []string{"serve", "-listen", listen, "-next-hop", hop.Addr, "-data", data,
+		"-delay", "3s", "-web-listen", "127.0.0.1:0"}
+	first := startZipgate(t, args...)
+	waitListening(t, listen)
+
+	const n = 10
+	for i := range n {
+		if err := sendPlain(listen, mailWithAttachment(i)); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+
+	sent := map[string]int{}
+	count := func() (encrypted int, passwords map[string]int) {
+		passwords = map[string]int{}
+		for _, m := range hop.Messages() {
+			if mm := idRe.FindSubmatch(m.Data); mm != nil {
+				if string(mm[1]) == "encrypted" {
+					encrypted++
+					sent[string(mm[2])]++
+				} else {
+					passwords[string(mm[2])]++
+				}
+			}
+		}
+		return encrypted, passwords
+	}
+	if enc, pw := count(); enc != n || len(pw) != 0 {
+		t.Fatalf("before the restart: %d messages, %d password mails; want %d and 0", enc, len(pw), n)
+	}
+
+	startZipgate(t, args...)
+	waitListening(t, listen)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, pw := count()
+		if len(pw) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart %d of %d passwords went", len(pw), n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Every job is released in the store, so none can go again.
+	list := exec.Command(os.Args[0], "jobs", "list", "-data", data, "-state", "released")
+	list.Env = append(os.Environ(), "ZIPGATE_RUN_MAIN=1")
+	out, err := list.CombinedOutput()
+	if err != nil {
+		t.Fatalf("jobs list: %v\n%s", err, out)
+	}
+	_, pw := count()
+	for id := range sent {
+		if pw[id] != 1 {
+			t.Errorf("job %s: %d password mails, want exactly 1", id, pw[id])
+		}
+		if !bytes.Contains(out, []byte(id)) {
+			t.Errorf("job %s is not released in the store:\n%s", id, out)
+		}
+	}
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zipgate/zipgate/internal/config"
+	"github.com/zipgate/zipgate/internal/store"
+)
+
+// seedJob puts a scheduled job into the store under dataDir, as the
+// running server would.
+func seedJob(t *testing.T, dataDir, id string) {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.DataDir = dataDir
+	st, _, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	j := &store.Job{ID: id, Sender: "taro@example.jp", Rcpts: []string{"hanako@example.com"}, Subject: "見積書",
+		ZipName: "attachments_20261127.zip", Files: []store.File{{Name: "見積書.pdf", Size: 10, SHA256: "abcd"}},
+		Password: "SECRET-pw", CreatedAt: now, DueAt: now.Add(10 * time.Minute)}
+	if err := st.Create(context.Background(), j); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Schedule(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJobsCommands(t *testing.T) {
+	data := t.TempDir()
+	seedJob(t, data, "job1")
+	seedJob(t, data, "job2")
+
+	code, out, errOut := runCLI("jobs", "list", "-data", data)
+	if code != 0 || !strings.Contains(out, "job1") || !strings.Contains(out, "job2") || !strings.Contains(out, "scheduled") {
+		t.Fatalf("list: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI("jobs", "show", "-data", data, "job1")
+	if code != 0 || !strings.Contains(out, "見積書.pdf") || !strings.Contains(out, "hanako@example.com") {
+		t.Fatalf("show: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "SECRET-pw") {
+		t.Fatal("show prints the password")
+	}
+	if code, out, _ = runCLI("jobs", "cancel", "-data", data, "job1"); code != 0 || !strings.Contains(out, "canceled") {
+		t.Fatalf("cancel: exit %d\n%s", code, out)
+	}
+	code, out, _ = runCLI("jobs", "list", "-data", data, "-state", "canceled")
+	if code != 0 || !strings.Contains(out, "job1") || strings.Contains(out, "job2") {
+		t.Fatalf("list canceled: exit %d\n%s", code, out)
+	}
+	// Release after cancel, and unknown jobs, are refused with a reason.
+	if code, _, errOut = runCLI("jobs", "release", "-data", data, "job1"); code == 0 || !strings.Contains(errOut, "canceled") {
+		t.Fatalf("release after cancel: exit %d, %q", code, errOut)
+	}
+	if code, _, errOut = runCLI("jobs", "cancel", "-data", data, "nope"); code == 0 || !strings.Contains(errOut, "no such job") {
+		t.Fatalf("unknown job: exit %d, %q", code, errOut)
+	}
+	if code, out, _ = runCLI("jobs", "release", "-data", data, "job2"); code != 0 || !strings.Contains(out, "released") {
+		t.Fatalf("release: exit %d\n%s", code, out)
+	}
+}

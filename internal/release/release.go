@@ -1,0 +1,325 @@
+// Package release sends the password mails when they are due, and tells
+// the sender: a notice with the link to cancel or release now when the
+// message left, and a confirmation when the password went (or was
+// canceled, or refused for good).
+package release
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/zipgate/zipgate/internal/notice"
+	"github.com/zipgate/zipgate/internal/relay"
+	"github.com/zipgate/zipgate/internal/reply"
+	"github.com/zipgate/zipgate/internal/store"
+)
+
+// Sender hands mail to the next hop (relay.Client in production).
+type Sender interface {
+	Send(ctx context.Context, msgs ...relay.Message) (int, error)
+}
+
+// Scheduler runs the release jobs of one store.
+type Scheduler struct {
+	Store      store.Store
+	Relay      Sender
+	Templates  *notice.Templates
+	Log        *slog.Logger
+	Hostname   string
+	BaseURL    string // of the sender page
+	PwPrefix   string // subject prefix of the password mail
+	NoticeFrom string // From of sender notices; "" = postmaster@sender's domain
+	Retention  time.Duration
+
+	// Now is the clock; tests move it instead of sleeping.
+	Now func() time.Time
+	// Poll bounds how long the scheduler sleeps, so that changes made by
+	// the CLI in another process are seen.
+	Poll time.Duration
+
+	wake      chan struct{}
+	lastPurge time.Time
+}
+
+// New returns a scheduler with the real clock.
+func New(st store.Store, r Sender, t *notice.Templates, log *slog.Logger) *Scheduler {
+	return &Scheduler{Store: st, Relay: r, Templates: t, Log: log, Now: time.Now, Poll: 5 * time.Second,
+		Retention: 90 * 24 * time.Hour, wake: make(chan struct{}, 1)}
+}
+
+// Wake makes Run look at the store now (a new job, a cancel, release now).
+func (s *Scheduler) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run works until ctx ends. It first recovers jobs a crash left behind.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if n, err := s.Store.Recover(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		s.Log.Info("resumed release jobs left by a stop", "jobs", n)
+	}
+	for {
+		next, err := s.RunOnce(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.Log.Error("release scheduler", "error", err.Error())
+		}
+		wait := s.Poll
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(s.Now()), 0))
+		}
+		if err != nil {
+			wait = s.Poll // a failing store or next hop is not polled in a loop
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// RunOnce does all the work due now and returns when more will be due.
+// A failure to reach the next hop is recorded on the job and retried
+// later; the error returned is one that stopped the pass.
+func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
+	now := s.Now()
+	jobs, err := s.Store.Work(ctx, now, 100)
+	if err != nil {
+		return time.Time{}, err
+	}
+	var firstErr error
+	for _, j := range jobs {
+		if err := s.work(ctx, j, now); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	if now.Sub(s.lastPurge) > time.Hour {
+		if n, err := s.Store.Purge(ctx, now.Add(-s.Retention)); err != nil {
+			firstErr = errors.Join(firstErr, err)
+		} else {
+			s.lastPurge = now
+			if n > 0 {
+				s.Log.Info("purged finished release jobs", "jobs", n, "older_than", now.Add(-s.Retention))
+			}
+		}
+	}
+	next, err := s.Store.NextWake(ctx)
+	return next, errors.Join(firstErr, err)
+}
+
+// work does what one job needs now. A notice that cannot go yet never
+// holds back the password: it is retried on the next pass.
+func (s *Scheduler) work(ctx context.Context, j *store.Job, now time.Time) error {
+	final := j.State == store.Released || j.State == store.Canceled || j.State == store.Failed
+	var noticeErr error
+	if !j.NoticeSent {
+		if final {
+			// Finished before the notice went: the confirmation says it all.
+			if err := s.Store.MarkNoticeSent(ctx, j.ID); err != nil {
+				return err
+			}
+		} else {
+			noticeErr = s.sendNotice(ctx, j, now)
+		}
+	}
+	if j.State == store.Scheduled && !j.DueAt.After(now) && !j.NextAttempt.After(now) {
+		if err := s.release(ctx, j, now); err != nil {
+			return errors.Join(noticeErr, err)
+		}
+		j, err := s.Store.Get(ctx, j.ID)
+		if err != nil {
+			return errors.Join(noticeErr, err)
+		}
+		final = j.State == store.Released || j.State == store.Failed
+		if final && !j.ConfirmSent {
+			return errors.Join(noticeErr, s.sendConfirmation(ctx, j, now))
+		}
+		return noticeErr
+	}
+	if final && !j.ConfirmSent {
+		return errors.Join(noticeErr, s.sendConfirmation(ctx, j, now))
+	}
+	return noticeErr
+}
+
+// release sends the password mail once: the job is claimed first, so a
+// cancel that comes while the mail is on its way is refused.
+func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) error {
+	if err := s.Store.Claim(ctx, j.ID, now); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFinished) ||
+			errors.Is(err, store.ErrAlreadyCanceled) || errors.Is(err, store.ErrAlreadyReleased) || errors.Is(err, store.ErrSending) {
+			return nil // canceled or taken meanwhile
+		}
+		return err
+	}
+	msg, err := s.Templates.Mail(notice.Password, notice.Header{
+		ID: j.ID, Hostname: s.Hostname, From: j.HeaderFrom, To: j.HeaderTo, Cc: j.HeaderCc,
+		Subject: s.PwPrefix + j.Subject, InReplyTo: j.MessageID, Kind: "password", Date: now,
+	}, notice.Data{Subject: j.Subject, ZipName: j.ZipName, Files: files(j), Password: j.Password, Sent: j.CreatedAt})
+	if err != nil {
+		return errors.Join(err, s.Store.MarkRetry(ctx, j.ID, now.Add(backoff(j.Attempts)), err.Error()))
+	}
+	env := &relay.Envelope{From: j.Sender}
+	for _, r := range j.Rcpts {
+		env.Rcpts = append(env.Rcpts, relay.Rcpt{Addr: r})
+	}
+	env.MailOpts.UTF8 = needsUTF8(j.Sender, j.Rcpts)
+	_, err = s.Relay.Send(ctx, relay.Message{Env: env, Body: bytes.NewReader(msg)})
+	if err == nil {
+		if err := s.Store.MarkReleased(ctx, j.ID, now); err != nil {
+			return err
+		}
+		s.Log.Info("password released", "id", j.ID, "from", j.Sender, "rcpts", j.Rcpts, "zip", j.ZipName)
+		return nil
+	}
+	re := reply.From(err)
+	if !re.Temporary() {
+		s.Log.Warn("password mail refused for good", "id", j.ID, "error", re.Error())
+		return s.Store.MarkFailed(ctx, j.ID, now, fmt.Sprintf("%d %s", re.Code, re.Text))
+	}
+	next := now.Add(backoff(j.Attempts))
+	s.Log.Warn("password mail deferred", "id", j.ID, "error", re.Error(), "retry_at", next)
+	return s.Store.MarkRetry(ctx, j.ID, next, fmt.Sprintf("%d %s", re.Code, re.Text))
+}
+
+// backoff is 30 s, doubling per failed try, at most 30 minutes.
+func backoff(attempts int) time.Duration {
+	d := 30 * time.Second
+	for i := 0; i < attempts && d < 30*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 30*time.Minute)
+}
+
+// sendNotice tells the sender the message left and when the password
+// goes, with a fresh link to the sender page; only its hash is kept.
+func (s *Scheduler) sendNotice(ctx context.Context, j *store.Job, now time.Time) error {
+	token, hash, err := NewToken()
+	if err != nil {
+		return err
+	}
+	if err := s.Store.SetToken(ctx, j.ID, hash); err != nil {
+		return err
+	}
+	data := s.data(j)
+	data.Link = strings.TrimRight(s.BaseURL, "/") + "/s/" + token
+	subject := "[zipgate] " + orDefault(j.Subject, j.ZipName)
+	if err := s.notify(ctx, j, notice.SenderScheduled, subject, data, now); err != nil {
+		return err
+	}
+	return s.Store.MarkNoticeSent(ctx, j.ID)
+}
+
+func (s *Scheduler) sendConfirmation(ctx context.Context, j *store.Job, now time.Time) error {
+	name := map[store.State]string{store.Released: notice.SenderReleased, store.Canceled: notice.SenderCanceled, store.Failed: notice.SenderFailed}[j.State]
+	if name == "" {
+		return nil
+	}
+	data := s.data(j)
+	data.When, data.Reason = j.FinishedAt, j.LastError
+	subject := "[zipgate] " + string(j.State) + ": " + orDefault(j.Subject, j.ZipName)
+	if err := s.notify(ctx, j, name, subject, data, now); err != nil {
+		return err
+	}
+	return s.Store.MarkConfirmSent(ctx, j.ID)
+}
+
+// notify mails the sender; a null envelope sender, so that a notice that
+// cannot be delivered does not bounce back into a loop.
+func (s *Scheduler) notify(ctx context.Context, j *store.Job, name, subject string, data notice.Data, now time.Time) error {
+	if j.Sender == "" {
+		return nil // the original was itself a bounce: nobody to tell
+	}
+	from := s.NoticeFrom
+	if from == "" {
+		from = "zipgate <postmaster@" + domainOf(j.Sender) + ">"
+	}
+	msg, err := s.Templates.Mail(name, notice.Header{
+		ID: j.ID, Hostname: s.Hostname, From: from, To: j.Sender, Subject: subject,
+		InReplyTo: j.MessageID, Kind: "notice", Date: now,
+	}, data)
+	if err != nil {
+		return err
+	}
+	env := &relay.Envelope{Rcpts: []relay.Rcpt{{Addr: j.Sender}}}
+	env.MailOpts.UTF8 = needsUTF8(j.Sender, nil)
+	if _, err := s.Relay.Send(ctx, relay.Message{Env: env, Body: bytes.NewReader(msg)}); err != nil {
+		if re := reply.From(err); !re.Temporary() {
+			// Refused for good: retrying would not help; the log keeps it.
+			s.Log.Warn("notice to the sender refused", "id", j.ID, "to", j.Sender, "template", name, "error", re.Error())
+			return nil
+		}
+		return fmt.Errorf("notice to %s for job %s: %w", j.Sender, j.ID, err)
+	}
+	return nil
+}
+
+func (s *Scheduler) data(j *store.Job) notice.Data {
+	return notice.Data{Subject: j.Subject, ZipName: j.ZipName, Files: files(j), Rcpts: j.Rcpts,
+		Sent: j.CreatedAt, Due: j.DueAt}
+}
+
+func files(j *store.Job) []notice.File {
+	out := make([]notice.File, len(j.Files))
+	for i, f := range j.Files {
+		out[i] = notice.File{Name: f.Name, Size: f.Size}
+	}
+	return out
+}
+
+// NewToken makes a sender page token (256 random bits) and its hash.
+func NewToken() (token string, hash []byte, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", nil, err
+	}
+	token = base64.RawURLEncoding.EncodeToString(b[:])
+	return token, HashToken(token), nil
+}
+
+// HashToken is how tokens are stored and looked up.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+func domainOf(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
+		return addr[i+1:]
+	}
+	return "localhost"
+}
+
+func needsUTF8(from string, to []string) bool {
+	for _, a := range append([]string{from}, to...) {
+		for i := 0; i < len(a); i++ {
+			if a[i] >= 0x80 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,352 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"time"
+
+	_ "modernc.org/sqlite" // database/sql driver "sqlite", no cgo
+)
+
+// migrations are applied in order, each once, each in a transaction.
+var migrations = []string{
+	`CREATE TABLE jobs (
+		id           TEXT PRIMARY KEY,
+		state        TEXT NOT NULL,
+		sender       TEXT NOT NULL,
+		rcpts        TEXT NOT NULL,
+		header_from  TEXT NOT NULL DEFAULT '',
+		header_to    TEXT NOT NULL DEFAULT '',
+		header_cc    TEXT NOT NULL DEFAULT '',
+		subject      TEXT NOT NULL DEFAULT '',
+		message_id   TEXT NOT NULL DEFAULT '',
+		zip_name     TEXT NOT NULL,
+		files        TEXT NOT NULL,
+		password     BLOB,
+		token_hash   BLOB UNIQUE,
+		created_at   INTEGER NOT NULL,
+		due_at       INTEGER NOT NULL,
+		finished_at  INTEGER NOT NULL DEFAULT 0,
+		attempts     INTEGER NOT NULL DEFAULT 0,
+		next_attempt INTEGER NOT NULL DEFAULT 0,
+		last_error   TEXT NOT NULL DEFAULT '',
+		notice_sent  INTEGER NOT NULL DEFAULT 0,
+		confirm_sent INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX jobs_by_state_due ON jobs(state, due_at);`,
+}
+
+// SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
+// job written before a relay survives a power cut.
+type SQLite struct {
+	db  *sql.DB
+	sec *sealer
+}
+
+// OpenSQLite opens (creating and migrating) the database at path; key
+// encrypts the passwords at rest.
+func OpenSQLite(ctx context.Context, path string, key []byte) (*SQLite, error) {
+	sec, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "busy_timeout(10000)")
+	// A wiped password must not stay behind in the free space of a page,
+	// where the key file would still open it: an UPDATE that makes a row
+	// longer (MarkFailed with an SMTP reply) moves the row and leaves the
+	// old one, sealed password and all, in the file.
+	q.Add("_pragma", "secure_delete(ON)")
+	q.Add("_txlock", "immediate")
+	// The DSN is a URI: escape the file name, or "#", "?" and "%" in it
+	// would open another file.
+	name := (&url.URL{Path: filepath.Clean(path)}).EscapedPath()
+	db, err := sql.Open("sqlite", "file:"+name+"?"+q.Encode())
+	if err != nil {
+		return nil, err
+	}
+	s := &SQLite{db: db, sec: sec}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *SQLite) migrate(ctx context.Context) error {
+	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return err
+	}
+	// The version is read inside the migration's transaction (BEGIN
+	// IMMEDIATE, so it holds the write lock): a server and a CLI opening
+	// a new database together must not both apply the same migration.
+	for {
+		done, err := s.migrateOne(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// migrateOne applies the next migration, if any; done reports that the
+// schema is up to date.
+func (s *SQLite) migrateOne(ctx context.Context) (done bool, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	var v int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+		return false, err
+	}
+	if v > len(migrations) {
+		return false, fmt.Errorf("database schema %d is newer than this zipgate (%d)", v, len(migrations))
+	}
+	if v == len(migrations) {
+		return true, nil
+	}
+	if _, err := tx.ExecContext(ctx, migrations[v]); err != nil {
+		return false, fmt.Errorf("migration %d: %w", v+1, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, v+1); err != nil {
+		return false, err
+	}
+	return false, tx.Commit()
+}
+
+func (s *SQLite) Close() error { return s.db.Close() }
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+func (s *SQLite) Create(ctx context.Context, j *Job) error {
+	sealed, err := s.sec.seal(j.ID, j.Password)
+	if err != nil {
+		return err
+	}
+	rcpts, _ := json.Marshal(j.Rcpts)
+	files, _ := json.Marshal(j.Files)
+	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs
+		(id, state, sender, rcpts, header_from, header_to, header_cc, subject, message_id,
+		 zip_name, files, password, created_at, due_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.ID, Pending, j.Sender, string(rcpts), j.HeaderFrom, j.HeaderTo, j.HeaderCc, j.Subject, j.MessageID,
+		j.ZipName, string(files), sealed, ms(j.CreatedAt), ms(j.DueAt))
+	if err == nil {
+		j.State = Pending
+	}
+	return err
+}
+
+// transition runs an UPDATE that applies only in the given states and
+// explains a miss by the job's current state.
+func (s *SQLite) transition(ctx context.Context, id, query string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	var st State
+	err = s.db.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	switch st {
+	case Released:
+		return ErrAlreadyReleased
+	case Canceled:
+		return ErrAlreadyCanceled
+	case Sending:
+		return ErrSending
+	}
+	return ErrFinished
+}
+
+func (s *SQLite) Schedule(ctx context.Context, id string) error {
+	return s.transition(ctx, id, `UPDATE jobs SET state = 'scheduled' WHERE id = ? AND state = 'pending'`, id)
+}
+
+func (s *SQLite) Discard(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM jobs WHERE id = ? AND state = 'pending'`, id)
+	return err
+}
+
+func (s *SQLite) Recover(ctx context.Context) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled' WHERE state IN ('pending', 'sending')`)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+func (s *SQLite) Cancel(ctx context.Context, id string, now time.Time) error {
+	return s.transition(ctx, id, `UPDATE jobs SET state = 'canceled', finished_at = ?, password = NULL
+		WHERE id = ? AND state IN ('pending', 'scheduled')`, ms(now), id)
+}
+
+func (s *SQLite) ReleaseNow(ctx context.Context, id string, now time.Time) error {
+	return s.transition(ctx, id, `UPDATE jobs SET due_at = MIN(due_at, ?), next_attempt = 0
+		WHERE id = ? AND state IN ('pending', 'scheduled')`, ms(now), id)
+}
+
+func (s *SQLite) Claim(ctx context.Context, id string, now time.Time) error {
+	return s.transition(ctx, id, `UPDATE jobs SET state = 'sending'
+		WHERE id = ? AND state = 'scheduled' AND due_at <= ? AND next_attempt <= ?`, id, ms(now), ms(now))
+}
+
+func (s *SQLite) MarkReleased(ctx context.Context, id string, now time.Time) error {
+	return s.transition(ctx, id, `UPDATE jobs SET state = 'released', finished_at = ?, password = NULL, last_error = ''
+		WHERE id = ? AND state = 'sending'`, ms(now), id)
+}
+
+func (s *SQLite) MarkRetry(ctx context.Context, id string, next time.Time, reason string) error {
+	return s.transition(ctx, id, `UPDATE jobs SET state = 'scheduled', attempts = attempts + 1, next_attempt = ?, last_error = ?
+		WHERE id = ? AND state = 'sending'`, ms(next), reason, id)
+}
+
+func (s *SQLite) MarkFailed(ctx context.Context, id string, now time.Time, reason string) error {
+	return s.transition(ctx, id, `UPDATE jobs SET state = 'failed', finished_at = ?, password = NULL, attempts = attempts + 1, last_error = ?
+		WHERE id = ? AND state = 'sending'`, ms(now), reason, id)
+}
+
+func (s *SQLite) SetToken(ctx context.Context, id string, tokenHash []byte) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET token_hash = ? WHERE id = ?`, tokenHash, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+func (s *SQLite) MarkNoticeSent(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET notice_sent = 1 WHERE id = ?`, id)
+	return err
+}
+
+func (s *SQLite) MarkConfirmSent(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET confirm_sent = 1 WHERE id = ?`, id)
+	return err
+}
+
+func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM jobs WHERE finished_at > 0 AND finished_at < ?`, ms(before))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+const jobColumns = `id, state, sender, rcpts, header_from, header_to, header_cc, subject, message_id,
+	zip_name, files, password, token_hash, created_at, due_at, finished_at, attempts, next_attempt,
+	last_error, notice_sent, confirm_sent`
+
+func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) {
+	var j Job
+	var rcpts, files string
+	var sealed []byte
+	var created, due, finished, next int64
+	err := row.Scan(&j.ID, &j.State, &j.Sender, &rcpts, &j.HeaderFrom, &j.HeaderTo, &j.HeaderCc, &j.Subject,
+		&j.MessageID, &j.ZipName, &files, &sealed, &j.TokenHash, &created, &due, &finished, &j.Attempts, &next,
+		&j.LastError, &j.NoticeSent, &j.ConfirmSent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(rcpts), &j.Rcpts); err != nil {
+		return nil, fmt.Errorf("job %s recipients: %w", j.ID, err)
+	}
+	if err := json.Unmarshal([]byte(files), &j.Files); err != nil {
+		return nil, fmt.Errorf("job %s files: %w", j.ID, err)
+	}
+	if j.Password, err = s.sec.open(j.ID, sealed); err != nil {
+		return nil, fmt.Errorf("job %s: %w", j.ID, err)
+	}
+	j.CreatedAt, j.DueAt, j.FinishedAt, j.NextAttempt = fromMS(created), fromMS(due), fromMS(finished), fromMS(next)
+	return &j, nil
+}
+
+func (s *SQLite) Get(ctx context.Context, id string) (*Job, error) {
+	return s.scan(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
+}
+
+func (s *SQLite) ByToken(ctx context.Context, tokenHash []byte) (*Job, error) {
+	if len(tokenHash) == 0 {
+		return nil, ErrNotFound
+	}
+	return s.scan(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE token_hash = ?`, tokenHash))
+}
+
+func (s *SQLite) query(ctx context.Context, q string, args ...any) ([]*Job, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Job
+	for rows.Next() {
+		j, err := s.scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) List(ctx context.Context, state State, limit int) ([]*Job, error) {
+	return s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE ? = '' OR state = ?
+		ORDER BY created_at DESC, id LIMIT ?`, state, state, limit)
+}
+
+func (s *SQLite) Work(ctx context.Context, now time.Time, limit int) ([]*Job, error) {
+	return s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE
+		(state = 'scheduled' AND due_at <= ? AND next_attempt <= ?)
+		OR (state IN ('scheduled', 'released', 'canceled', 'failed') AND notice_sent = 0)
+		OR (state IN ('released', 'canceled', 'failed') AND confirm_sent = 0)
+		ORDER BY due_at, id LIMIT ?`, ms(now), ms(now), limit)
+}
+
+func (s *SQLite) NextWake(ctx context.Context) (time.Time, error) {
+	var t sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT MIN(t) FROM (
+		SELECT MAX(due_at, next_attempt) AS t FROM jobs WHERE state = 'scheduled'
+		UNION ALL
+		SELECT 1 FROM jobs WHERE (state IN ('scheduled', 'released', 'canceled', 'failed') AND notice_sent = 0)
+			OR (state IN ('released', 'canceled', 'failed') AND confirm_sent = 0))`).Scan(&t)
+	if err != nil || !t.Valid {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(t.Int64), nil
+}
+
+var _ Store = (*SQLite)(nil)

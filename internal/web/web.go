@@ -1,0 +1,449 @@
+// Package web serves the sender page: the link in the sender notice
+// opens it, shows where the password of one zip is, and lets the sender
+// cancel it (the password is then never sent) or send it now. It also
+// answers /healthz.
+//
+// The link carries an unguessable token, never the job id; the store
+// keeps only the token's hash. GET never changes anything, so link
+// scanners that fetch the page do no harm; the two actions are POST
+// forms carrying a CSRF value derived from the token with a server key.
+package web
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/zipgate/zipgate/internal/notice"
+	"github.com/zipgate/zipgate/internal/release"
+	"github.com/zipgate/zipgate/internal/store"
+)
+
+// maxBody bounds every request body: the forms carry one short field.
+const maxBody = 4 << 10
+
+// Server serves the sender page and /healthz.
+type Server struct {
+	// Now is the clock; tests set it. Default time.Now.
+	Now func() time.Time
+	// Location is the zone times are shown in; nil means time.Local.
+	Location *time.Location
+
+	st      store.Store
+	wake    func()
+	csrfKey []byte
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// New returns the server for st. wake is called after a cancel or a
+// release now, so the scheduler looks at the store at once (nil: none).
+// csrfKey is a secret of the caller, 32 random bytes; it signs the forms.
+// log may be nil.
+func New(st store.Store, wake func(), csrfKey []byte, log *slog.Logger) *Server {
+	if len(csrfKey) < 16 {
+		panic("web: csrfKey must be at least 16 bytes (32 random bytes expected)")
+	}
+	if wake == nil {
+		wake = func() {}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{Now: time.Now, st: st, wake: wake, csrfKey: bytes.Clone(csrfKey), log: log}
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc("GET /s/{token}", s.page)
+	s.mux.HandleFunc("POST /s/{token}/cancel", s.action(opCancel))
+	s.mux.HandleFunc("POST /s/{token}/release", s.action(opRelease))
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	return s
+}
+
+// Handler returns the HTTP handler: security headers on every answer,
+// bodies limited to 4 KiB, the same 404 page for every unknown path or
+// token, and 405 from the mux for a known path with another method.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer") // the token is in the URL
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if _, pattern := s.mux.Handler(r); pattern == "" && !s.knownPath(r) {
+			s.notFound(w)
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	})
+}
+
+// knownPath tells whether some route serves r's path with another
+// method: the mux then answers 405; otherwise the path is unknown.
+func (s *Server) knownPath(r *http.Request) bool {
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		r2 := r.WithContext(r.Context())
+		r2.Method = m
+		if _, p := s.mux.Handler(r2); p != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Server) loc() *time.Location {
+	if s.Location != nil {
+		return s.Location
+	}
+	return time.Local
+}
+
+// validToken accepts what release.NewToken makes (43 characters of
+// base64url) with some room, and nothing that could not be a token.
+func validToken(t string) bool {
+	if len(t) < 16 || len(t) > 128 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// csrf is the form value for token: HMAC-SHA256(csrfKey, token), base64url
+// without padding.
+func (s *Server) csrf(token string) string {
+	m := hmac.New(sha256.New, s.csrfKey)
+	m.Write([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+func (s *Server) csrfOK(token, got string) bool {
+	return hmac.Equal([]byte(got), []byte(s.csrf(token)))
+}
+
+// lookup finds the job of token. On false the answer is written: the
+// 404 page (bad, unknown or purged token alike) or 500.
+func (s *Server) lookup(w http.ResponseWriter, ctx context.Context, token string) (*store.Job, bool) {
+	if !validToken(token) {
+		s.notFound(w)
+		return nil, false
+	}
+	j, err := s.st.ByToken(ctx, release.HashToken(token))
+	if errors.Is(err, store.ErrNotFound) {
+		s.notFound(w)
+		return nil, false
+	}
+	if err != nil {
+		s.fail(w, "looking up a sender page token", err)
+		return nil, false
+	}
+	return j, true
+}
+
+// links are the URLs the page points to, relative to where it is shown,
+// so that a path prefix stripped by a reverse proxy still works.
+type links struct{ Cancel, Release, Page string }
+
+func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+	token := r.PathValue("token")
+	j, ok := s.lookup(w, r.Context(), token)
+	if !ok {
+		return
+	}
+	// Shown at /s/{token}: actions are {token}/cancel, {token}/release.
+	s.render(w, http.StatusOK, s.view(j, token, links{Cancel: token + "/cancel", Release: token + "/release"}, nil))
+}
+
+type op int
+
+const (
+	opCancel op = iota
+	opRelease
+)
+
+func (s *Server) action(o op) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token := r.PathValue("token")
+		if !validToken(token) {
+			s.notFound(w)
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				s.simple(w, http.StatusRequestEntityTooLarge, msgTooLarge, "")
+				return
+			}
+			s.simple(w, http.StatusBadRequest, msgBadRequest, "")
+			return
+		}
+		// Shown at /s/{token}/{op}: the page itself is ../{token}.
+		ln := links{Cancel: "cancel", Release: "release", Page: "../" + token}
+		if !s.csrfOK(token, r.PostForm.Get("csrf")) {
+			s.simple(w, http.StatusForbidden, msgForbidden, ln.Page)
+			return
+		}
+		ctx := r.Context()
+		j, ok := s.lookup(w, ctx, token)
+		if !ok {
+			return
+		}
+		now := s.now()
+		var err error
+		var what string
+		if o == opCancel {
+			err, what = s.st.Cancel(ctx, j.ID, now), "canceled"
+		} else {
+			err, what = s.st.ReleaseNow(ctx, j.ID, now), "released now"
+		}
+		if err == nil {
+			s.log.Info("sender page: password "+what, "id", j.ID, "from", j.Sender, "zip", j.ZipName)
+			s.wake()
+			w.Header().Set("Location", ln.Page)
+			w.WriteHeader(http.StatusSeeOther)
+			return
+		}
+		var m *bi
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.notFound(w) // purged meanwhile
+			return
+		case errors.Is(err, store.ErrAlreadyReleased), errors.Is(err, store.ErrSending):
+			m = &msgAlreadySent
+			if o == opRelease {
+				m = &msgAlreadySentRelease
+			}
+		case errors.Is(err, store.ErrAlreadyCanceled):
+			m = &msgAlreadyCanceled
+			if o == opRelease {
+				m = &msgAlreadyCanceledRelease
+			}
+		case errors.Is(err, store.ErrFinished):
+			m = &msgFinished
+		default:
+			s.fail(w, "sender page: "+what, err)
+			return
+		}
+		s.log.Info("sender page: refused", "id", j.ID, "action", what, "reason", err.Error())
+		// Show the job as it is now, with why nothing changed.
+		if cur, err := s.st.Get(ctx, j.ID); errors.Is(err, store.ErrNotFound) {
+			s.notFound(w)
+			return
+		} else if err != nil {
+			s.fail(w, "sender page: reading job", err)
+			return
+		} else {
+			j = cur
+		}
+		s.render(w, http.StatusConflict, s.view(j, token, ln, m))
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if _, err := s.st.List(ctx, "", 1); err != nil {
+		s.log.Warn("health check: store does not answer", "error", err.Error())
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "store unavailable")
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// notFound is the one answer for an unknown path, a malformed token, an
+// unknown one and a purged job: the same status, headers and body, so a
+// guesser learns nothing.
+func (s *Server) notFound(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	w.Write(notFoundPage)
+}
+
+// fail logs an internal fault and answers 500 without its details.
+func (s *Server) fail(w http.ResponseWriter, what string, err error) {
+	s.log.Error(what, "error", err.Error())
+	s.simple(w, http.StatusInternalServerError, msgInternal, "")
+}
+
+func (s *Server) simple(w http.ResponseWriter, status int, m bi, back string) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, "simple", simpleView{Msg: m, Back: back}); err != nil {
+		s.log.Error("rendering a page", "error", err.Error())
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, v *jobView) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, "job", v); err != nil {
+		s.fail(w, "rendering the sender page", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+// notFoundPage is rendered once: every 404 is these bytes.
+var notFoundPage = func() []byte {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, "simple", simpleView{Msg: msgNotFound}); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+}()
+
+// bi is a text in Japanese and English.
+type bi struct{ Ja, En string }
+
+var (
+	msgNotFound = bi{"ページが見つかりません。リンクが正しくないか、有効期限が切れています。",
+		"Page not found. The link is wrong or has expired."}
+	msgForbidden = bi{"フォームが正しくないため、処理しませんでした。ページを開き直してから、もう一度押してください。",
+		"The form was not valid, so nothing was done. Open the page again and press the button once more."}
+	msgBadRequest = bi{"リクエストが正しくありません。", "Bad request."}
+	msgTooLarge   = bi{"リクエストが大きすぎます。", "Request too large."}
+	msgInternal   = bi{"エラーが発生しました。しばらくしてからもう一度お試しください。",
+		"Something went wrong. Please try again in a moment."}
+
+	msgAlreadySent = bi{"パスワードは既に送信されました。取り消せません。",
+		"The password was already sent; it cannot be canceled."}
+	msgAlreadySentRelease = bi{"パスワードは既に送信されています。",
+		"The password was already sent."}
+	msgAlreadyCanceled = bi{"パスワードの送信は既に取り消されています。",
+		"The password was already canceled."}
+	msgAlreadyCanceledRelease = bi{"パスワードの送信は既に取り消されているため、送信できません。",
+		"The password was already canceled; it cannot be sent."}
+	msgFinished = bi{"この送信は既に終了しているため、変更できません。",
+		"This job is already finished; it cannot be changed."}
+)
+
+type fileView struct{ Name, Size string }
+
+// jobView is what the page shows: no password, ever.
+type jobView struct {
+	Msg     *bi
+	State   bi
+	Class   string // open, done, canceled, failed
+	Open    bool   // the forms are shown
+	Subject string
+	Rcpts   []string
+	ZipName string
+	Files   []fileView
+	Sent    string
+	Due     string // "" once final
+	CSRF    string
+	Links   links
+}
+
+type simpleView struct {
+	Msg  bi
+	Back string
+}
+
+func (s *Server) view(j *store.Job, token string, ln links, m *bi) *jobView {
+	now := s.now().In(s.loc())
+	v := &jobView{Msg: m, Subject: j.Subject, Rcpts: j.Rcpts, ZipName: j.ZipName, Links: ln,
+		Sent: s.full(j.CreatedAt)}
+	for _, f := range j.Files {
+		v.Files = append(v.Files, fileView{Name: f.Name, Size: notice.HumanSize(f.Size)})
+	}
+	at := func(t time.Time) string { return s.clock(t, now) }
+	switch j.State {
+	case store.Pending, store.Scheduled:
+		v.Class, v.Open, v.Due, v.CSRF = "open", true, s.full(j.DueAt), s.csrf(token)
+		switch {
+		case j.Attempts > 0 && j.NextAttempt.After(now) && !j.DueAt.After(now):
+			v.State = bi{
+				fmt.Sprintf("前回の送信がうまくいかなかったため、パスワードは %s に再送されます。", at(j.NextAttempt)),
+				fmt.Sprintf("The last try did not go through; the password will be sent again at %s.", at(j.NextAttempt))}
+		case j.DueAt.After(now):
+			ja, en := remaining(j.DueAt.Sub(now))
+			v.State = bi{
+				fmt.Sprintf("パスワードは %s に送信されます（%s）。", at(j.DueAt), ja),
+				fmt.Sprintf("The password will be sent at %s (%s).", at(j.DueAt), en)}
+		default:
+			v.State = bi{"パスワードはまもなく送信されます。", "The password will be sent in a moment."}
+		}
+	case store.Sending:
+		v.Class, v.Due = "open", s.full(j.DueAt)
+		v.State = bi{"パスワードを送信しています。取り消しはできません。",
+			"The password is being sent now; it can no longer be canceled."}
+	case store.Released:
+		v.Class = "done"
+		v.State = bi{fmt.Sprintf("パスワードは %s に送信されました。", at(j.FinishedAt)),
+			fmt.Sprintf("The password was sent at %s.", at(j.FinishedAt))}
+	case store.Canceled:
+		v.Class = "canceled"
+		v.State = bi{fmt.Sprintf("パスワードの送信は %s に取り消されました。パスワードは送られません。", at(j.FinishedAt)),
+			fmt.Sprintf("The password was canceled at %s; it will not be sent.", at(j.FinishedAt))}
+	case store.Failed:
+		v.Class = "failed"
+		reason := j.LastError
+		if reason == "" {
+			reason = "—"
+		}
+		v.State = bi{fmt.Sprintf("パスワードを送信できませんでした（%s）。理由: %s　管理者にお問い合わせください。", at(j.FinishedAt), reason),
+			fmt.Sprintf("The password could not be sent (%s). Reason: %s. Please contact your administrator.", at(j.FinishedAt), reason)}
+	default:
+		v.Class = "failed"
+		v.State = bi{"状態が不明です: " + string(j.State), "Unknown state: " + string(j.State)}
+	}
+	return v
+}
+
+// clock shows t as HH:MM with its zone, with the date when it is not
+// today.
+func (s *Server) clock(t, now time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	t = t.In(s.loc())
+	y1, m1, d1 := t.Date()
+	y2, m2, d2 := now.Date()
+	if y1 == y2 && m1 == m2 && d1 == d2 {
+		return t.Format("15:04 MST")
+	}
+	return t.Format("2006-01-02 15:04 MST")
+}
+
+func (s *Server) full(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.In(s.loc()).Format("2006-01-02 15:04 MST")
+}
+
+// remaining says roughly how long until d has passed.
+func remaining(d time.Duration) (ja, en string) {
+	mins := int((d + time.Minute - 1) / time.Minute)
+	if mins < 90 {
+		return fmt.Sprintf("あと約 %d 分", mins), fmt.Sprintf("in about %d min", mins)
+	}
+	h := (mins + 30) / 60
+	return fmt.Sprintf("あと約 %d 時間", h), fmt.Sprintf("in about %d h", h)
+}
