@@ -26,7 +26,7 @@ type Fault struct {
 	Rcpt *smtp.SMTPError // answer to RCPT
 	// RcptAddr limits Rcpt to this one address; empty means every one.
 	RcptAddr string
-	Data *smtp.SMTPError // answer after DATA
+	Data     *smtp.SMTPError // answer after DATA
 	// DataAfter lets this many messages through before Data applies.
 	DataAfter int
 	// Drop closes the connection instead of answering DATA.

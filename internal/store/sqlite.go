@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -76,6 +77,11 @@ func OpenSQLite(ctx context.Context, path string, key []byte) (*SQLite, error) {
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
+	}
+	// Subjects, recipients and file names are for the admin only.
+	if err := os.Chmod(path, 0o600); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return s, nil
 }

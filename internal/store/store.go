@@ -105,8 +105,8 @@ type Store interface {
 	Work(ctx context.Context, now time.Time, limit int) ([]*Job, error)
 	// NextWake is the earliest time a job will need work (zero: none).
 	NextWake(ctx context.Context) (time.Time, error)
-	// Claim moves a due Scheduled job to Sending; ErrFinished when it is
-	// not (any more) due and scheduled, say because it was canceled.
+	// Claim moves a due Scheduled job to Sending; otherwise it says why
+	// (ErrAlreadyCanceled, ErrAlreadyReleased, ErrSending, ErrFinished).
 	Claim(ctx context.Context, id string, now time.Time) error
 	// MarkReleased records that the next hop took the password mail.
 	MarkReleased(ctx context.Context, id string, now time.Time) error
