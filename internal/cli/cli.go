@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,6 +40,7 @@ Usage:
   zipgate configtest [-config FILE]
   zipgate jobs list [-config FILE] [-data DIR] [-state scheduled|released|canceled|failed] [-limit N]
   zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID
+  zipgate dkim keygen -domain DOMAIN -selector SELECTOR [-algorithm rsa|ed25519] [-bits 2048] [-out FILE]
   zipgate version
 
 Without -config, zipgate runs on its built-in defaults: SMTP on 127.0.0.1:10025,
@@ -60,6 +62,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return configtest(args[1:], stdout, stderr)
 	case "jobs":
 		return jobs(args[1:], stdout, stderr)
+	case "dkim":
+		return dkimCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "zipgate", version())
 		return 0
@@ -91,6 +95,10 @@ func loadConfig(path string, apply func(*config.Config)) (config.Config, error) 
 	var p *config.Problems
 	if errors.As(cfg.Validate(), &p) {
 		problems = append(problems, p.List...)
+	}
+	// Key files are read here so configtest reports them with the rest.
+	if _, err := relay.LoadDKIM(dkimKeys(cfg)); err != nil {
+		problems = append(problems, strings.Split(err.Error(), "\n")...)
 	}
 	if len(problems) > 0 {
 		return cfg, &config.Problems{List: problems}
@@ -168,13 +176,17 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	next := &relay.Client{Addr: cfg.Relay.NextHop, HeloName: cfg.SMTP.Hostname, Timeout: cfg.Relay.Timeout.D()}
+	signer, err := relay.LoadDKIM(dkimKeys(cfg))
+	if err != nil {
+		return err
+	}
+	next := &relay.Client{Addr: cfg.Relay.NextHop, HeloName: cfg.SMTP.Hostname, Timeout: cfg.Relay.Timeout.D(), DKIM: signer}
 	sched := release.New(st, next, tmpl, log)
 	sched.Hostname, sched.BaseURL = cfg.SMTP.Hostname, cfg.Web.BaseURL
 	sched.PwPrefix, sched.NoticeFrom = cfg.Notice.PasswordSubjectPrefix, cfg.Release.NoticeFrom
 	sched.Retention = cfg.Release.Retention.D()
 
-	gw, err := gateway.New(cfg, tmp, st, tmpl, sched.Wake, log)
+	gw, err := gateway.New(cfg, tmp, st, tmpl, next, sched.Wake, log)
 	if err != nil {
 		return err
 	}
@@ -240,6 +252,14 @@ func run(cfg config.Config, log *slog.Logger) error {
 	<-schedDone
 	log.Info("zipgate stopped")
 	return runErr
+}
+
+func dkimKeys(cfg config.Config) []relay.DKIMKey {
+	var keys []relay.DKIMKey
+	for _, k := range cfg.DKIM.Keys {
+		keys = append(keys, relay.DKIMKey{Domain: k.Domain, Selector: k.Selector, Algorithm: k.Algorithm, KeyFile: k.KeyFile})
+	}
+	return keys
 }
 
 // openStore opens the embedded store with its key, making both on the

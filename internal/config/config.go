@@ -33,6 +33,21 @@ type Config struct {
 	Notice   Notice   `toml:"notice"`
 	Release  Release  `toml:"release"`
 	Web      Web      `toml:"web"`
+	DKIM     DKIM     `toml:"dkim"`
+}
+
+// DKIM lists the signing keys, one per sender domain. Mail from a domain
+// without a key goes unsigned (and the log says so).
+type DKIM struct {
+	Keys []DKIMKey `toml:"key"`
+}
+
+// DKIMKey is written as [[dkim.key]] in TOML.
+type DKIMKey struct {
+	Domain    string `toml:"domain"`
+	Selector  string `toml:"selector"`
+	Algorithm string `toml:"algorithm"` // "rsa" (2048 bits or more) or "ed25519"
+	KeyFile   string `toml:"key_file"`  // PEM, as written by zipgate dkim keygen
 }
 
 // Release is the delayed password mail and the sender's window to stop it.
@@ -270,6 +285,19 @@ func (c Config) problems() []string {
 		if st, err := os.Stat(c.Notice.TemplateDir); err != nil || !st.IsDir() {
 			p.add("notice.template_dir: %q is not a directory", c.Notice.TemplateDir)
 		}
+	}
+	seen := map[string]bool{}
+	for i, k := range c.DKIM.Keys {
+		switch {
+		case k.Domain == "" || k.Selector == "" || k.KeyFile == "":
+			p.add("dkim.key[%d]: domain, selector and key_file are all needed", i)
+		case seen[strings.ToLower(k.Domain)]:
+			p.add("dkim.key[%d]: a second key for %s", i, k.Domain)
+		}
+		if k.Algorithm != "rsa" && k.Algorithm != "ed25519" {
+			p.add("dkim.key[%d]: algorithm %q is not rsa or ed25519", i, k.Algorithm)
+		}
+		seen[strings.ToLower(k.Domain)] = true
 	}
 	pw := c.Password
 	if pw.Digits < 0 || pw.Symbols < 0 || pw.Digits+pw.Symbols > pw.Length {

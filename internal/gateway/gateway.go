@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"io"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
@@ -48,7 +49,7 @@ type Gateway struct {
 
 // New builds a gateway from a validated configuration. tempDir holds
 // spool files; release jobs go to st, and wake tells the scheduler.
-func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templates, wake func(), log *slog.Logger) (*Gateway, error) {
+func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templates, next *relay.Client, wake func(), log *slog.Logger) (*Gateway, error) {
 	gen, err := password.New(password.Policy{
 		Length: cfg.Password.Length, Digits: cfg.Password.Digits,
 		Symbols: cfg.Password.Symbols, AllowAmbiguous: cfg.Password.AllowAmbiguous,
@@ -68,10 +69,8 @@ func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templat
 		opts.Names = zipper.CP932
 	}
 	return &Gateway{
-		log: log,
-		relay: &relay.Client{
-			Addr: cfg.Relay.NextHop, HeloName: cfg.SMTP.Hostname, Timeout: cfg.Relay.Timeout.D(),
-		},
+		log:       log,
+		relay:     next,
 		passwords: gen,
 		templates: tmpl,
 		zipName:   zipName,
@@ -95,6 +94,7 @@ type record struct {
 	entries                     []zipper.Entry
 	zipMethod                   string
 	due                         time.Time // when the password goes
+	dkim                        string    // what DKIM signing did
 }
 
 // Handle processes one message. It returns nil only when the next hop
@@ -112,7 +112,7 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	rec.queueID = postfixQueueID(hdr.Get("Received"))
 	if pl.Pass != "" {
 		rec.action, rec.reason = "pass", pl.Pass
-		_, err := g.relay.Send(ctx, relay.Message{Env: env, Body: msg.Reader()})
+		_, err := g.relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return msg.Reader() }})
 		return err
 	}
 	rec.action = "encrypt"
@@ -160,6 +160,7 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	defer out.Close()
 	if err := pl.Write(out, rewrite.Output{
 		ID: rec.id, ZipName: zipName, Zip: zipFile.Reader(), Notice: text, TempDir: g.tempDir,
+		DropField: g.brokenSignature,
 	}); err != nil {
 		return reply.Internal(fmt.Errorf("rewriting: %w", err))
 	}
@@ -179,14 +180,15 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	if err := g.store.Create(ctx, job); err != nil {
 		return reply.Internal(fmt.Errorf("storing the release job: %w", err))
 	}
-	if _, err := g.relay.Send(ctx, relay.Message{Env: env, Body: out.Reader()}); err != nil {
+	rewritten := &relay.Message{Env: env, Open: func() io.Reader { return out.Reader() }, Sign: true}
+	if _, err := g.relay.Send(ctx, rewritten); err != nil {
 		if derr := g.store.Discard(context.WithoutCancel(ctx), job.ID); derr != nil {
 			g.log.Error("could not discard the release job of a message that did not leave; it will be sent after a restart",
 				"id", job.ID, "error", derr.Error())
 		}
 		return err
 	}
-	rec.due = job.DueAt
+	rec.due, rec.dkim = job.DueAt, rewritten.DKIM
 	// The message left: from here on the answer is 250 whatever happens,
 	// or Postfix would send it twice. A job left Pending is scheduled by
 	// the next start (Recover).
@@ -196,6 +198,23 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	}
 	g.wake()
 	return nil
+}
+
+// brokenSignature drops, from a message zipgate rewrites, a DKIM signature
+// made for a domain zipgate signs for: the rewrite breaks it, and zipgate's
+// own signature takes its place. Other domains' signatures stay (they
+// fail, but say who sent it to us).
+func (g *Gateway) brokenSignature(name, value string) bool {
+	if !strings.EqualFold(name, "DKIM-Signature") {
+		return false
+	}
+	for _, tag := range strings.Split(value, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(tag), "=")
+		if ok && strings.TrimSpace(k) == "d" {
+			return g.relay.DKIM.SignsFor(strings.Join(strings.Fields(v), ""))
+		}
+	}
+	return false
 }
 
 func (g *Gateway) renderZipName(now time.Time, id string) (string, error) {
@@ -254,6 +273,9 @@ func (g *Gateway) logResult(rec *record, start time.Time, err error) {
 	}
 	if rec.zipMethod != "" {
 		attrs = append(attrs, "zip_method", rec.zipMethod)
+	}
+	if rec.dkim != "" {
+		attrs = append(attrs, "dkim", rec.dkim)
 	}
 	if !rec.due.IsZero() {
 		attrs = append(attrs, "password_due", rec.due.Format(time.RFC3339))

@@ -58,6 +58,12 @@ func (s *syncBuffer) String() string {
 
 func start(t *testing.T, mutate func(*config.Config)) *harness {
 	t.Helper()
+	return startSigning(t, mutate, nil)
+}
+
+// startSigning starts a harness whose relay signs with keys.
+func startSigning(t *testing.T, mutate func(*config.Config), keys []relay.DKIMKey) *harness {
+	t.Helper()
 	hop := mailtest.StartNextHop(t)
 	cfg := config.Defaults()
 	cfg.Relay.NextHop = hop.Addr
@@ -85,9 +91,15 @@ func start(t *testing.T, mutate func(*config.Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sched := release.New(st, &relay.Client{Addr: hop.Addr, HeloName: "zipgate.test", Timeout: 10 * time.Second}, tmpl, log)
+	next := &relay.Client{Addr: cfg.Relay.NextHop, HeloName: "zipgate.test", Timeout: cfg.Relay.Timeout.D()}
+	if keys != nil {
+		if next.DKIM, err = relay.LoadDKIM(keys); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sched := release.New(st, next, tmpl, log)
 	sched.Hostname, sched.BaseURL, sched.PwPrefix = "zipgate.test", "https://zipgate.example.jp", "[Password] "
-	gw, err := gateway.New(cfg, cfg.DataDir, st, tmpl, func() {}, log)
+	gw, err := gateway.New(cfg, cfg.DataDir, st, tmpl, next, func() {}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,8 +40,15 @@ func (e *Envelope) Addrs() []string {
 
 // Message is an envelope and the content to send with it.
 type Message struct {
-	Env  *Envelope
-	Body io.Reader
+	Env *Envelope
+	// Open returns the content from its start; it is called twice when
+	// the message is signed (hash, then send).
+	Open func() io.Reader
+	// Sign asks for a DKIM signature for the domain of the From field,
+	// made as the last step, when the client has a key for it.
+	Sign bool
+	// DKIM is set by Send: what signing did, for the log.
+	DKIM string
 }
 
 // Client sends to one next hop.
@@ -49,6 +56,7 @@ type Client struct {
 	Addr     string        // host:port
 	HeloName string        // our name in EHLO
 	Timeout  time.Duration // per command, and for the whole DATA
+	DKIM     *DKIM         // signing keys; nil signs nothing
 }
 
 // Send delivers the messages in order over one connection and returns how
@@ -56,7 +64,7 @@ type Client struct {
 // Errors are *reply.Error: a 5xx refusal from the next hop is passed on as
 // it is (the sender should read it); anything else is a 451 so the client
 // keeps the mail.
-func (c *Client) Send(ctx context.Context, msgs ...Message) (accepted int, err error) {
+func (c *Client) Send(ctx context.Context, msgs ...*Message) (accepted int, err error) {
 	d := net.Dialer{Timeout: c.Timeout}
 	conn, err := d.DialContext(ctx, "tcp", c.Addr)
 	if err != nil {
@@ -87,7 +95,15 @@ func (c *Client) Send(ctx context.Context, msgs ...Message) (accepted int, err e
 	return len(msgs), nil
 }
 
-func (c *Client) send(cl *smtp.Client, m Message) error {
+func (c *Client) send(cl *smtp.Client, m *Message) error {
+	body := m.Open()
+	if m.Sign {
+		signed, status, err := c.DKIM.Sign(m.Open)
+		if err != nil {
+			return reply.Internal(fmt.Errorf("dkim: %w", err))
+		}
+		body, m.DKIM = signed, status
+	}
 	opts := m.Env.MailOpts
 	opts.Size = 0 // the client's SIZE was for the message before the rewrite
 	if ok, _ := cl.Extension("SMTPUTF8"); !ok {
@@ -112,7 +128,7 @@ func (c *Client) send(cl *smtp.Client, m Message) error {
 	if err != nil {
 		return classify(err, "DATA")
 	}
-	if _, err := io.Copy(w, m.Body); err != nil {
+	if _, err := io.Copy(w, body); err != nil {
 		w.Close()
 		return classify(err, "sending the message")
 	}

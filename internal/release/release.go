@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -24,7 +25,7 @@ import (
 
 // Sender hands mail to the next hop (relay.Client in production).
 type Sender interface {
-	Send(ctx context.Context, msgs ...relay.Message) (int, error)
+	Send(ctx context.Context, msgs ...*relay.Message) (int, error)
 }
 
 // Scheduler runs the release jobs of one store.
@@ -180,7 +181,7 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 		env.Rcpts = append(env.Rcpts, relay.Rcpt{Addr: r})
 	}
 	env.MailOpts.UTF8 = needsUTF8(j.Sender, j.Rcpts)
-	_, err = s.Relay.Send(ctx, relay.Message{Env: env, Body: bytes.NewReader(msg)})
+	_, err = s.Relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true})
 	if err == nil {
 		if err := s.Store.MarkReleased(ctx, j.ID, now); err != nil {
 			return err
@@ -259,7 +260,7 @@ func (s *Scheduler) notify(ctx context.Context, j *store.Job, name, subject stri
 	}
 	env := &relay.Envelope{Rcpts: []relay.Rcpt{{Addr: j.Sender}}}
 	env.MailOpts.UTF8 = needsUTF8(j.Sender, nil)
-	if _, err := s.Relay.Send(ctx, relay.Message{Env: env, Body: bytes.NewReader(msg)}); err != nil {
+	if _, err := s.Relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true}); err != nil {
 		if re := reply.From(err); !re.Temporary() {
 			// Refused for good: retrying would not help; the log keeps it.
 			s.Log.Warn("notice to the sender refused", "id", j.ID, "to", j.Sender, "template", name, "error", re.Error())

@@ -16,6 +16,9 @@ type Output struct {
 	Zip     io.Reader // the finished zip
 	Notice  string    // plain-text notice, UTF-8, "\n" line ends
 	TempDir string    // for spooling an HTML body while the notice goes in
+	// DropField, when set, removes top-level header fields it accepts
+	// (signatures the rewrite breaks).
+	DropField func(name, value string) bool
 }
 
 // Open returns the decoded content of an attachment, for the zip.
@@ -136,6 +139,7 @@ func (wr *writer) fields(p *Part, keep func(name string) bool) error {
 	for _, f := range p.Fields {
 		switch {
 		case f.Name == "" || !keep(f.Name):
+		case p == wr.pl.Root && wr.out.DropField != nil && wr.out.DropField(f.Name, f.Value):
 		case normalize && strings.EqualFold(f.Name, "Content-Type"):
 			normalize = false
 			clean := map[string]string{"boundary": p.Boundary}
