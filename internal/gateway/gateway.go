@@ -5,11 +5,11 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"strings"
