@@ -138,6 +138,10 @@ func serve(args []string, stderr io.Writer) int {
 			c.Release.Delay = config.Duration(*delay)
 		}
 		if *webListen != "" {
+			// Links follow the page unless a base URL was set on purpose.
+			if c.Web.BaseURL == config.Defaults().Web.BaseURL {
+				c.Web.BaseURL = "http://" + *webListen
+			}
 			c.Web.Listen = *webListen
 		}
 		if *listen != "" {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -37,6 +38,10 @@ func dkimCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if *out == "" {
 		*out = *domain + "." + *selector + ".key"
+	}
+	// The config line printed below must work from any directory.
+	if abs, err := filepath.Abs(*out); err == nil {
+		*out = abs
 	}
 	var priv any
 	var pub []byte

@@ -1,6 +1,6 @@
 // Package gateway is the path of one message through zipgate: decide,
-// rewrite into a zip, relay the message and its password mail, log one
-// line. The SMTP session calls Handle once per message.
+// rewrite into a zip, store the release job of its password, relay the
+// message, log one line. The SMTP session calls Handle once per message.
 package gateway
 
 import (
@@ -247,7 +247,9 @@ func refuseUnparsable(err error) error {
 	return reply.Perm(reply.CodeMediaError, text, err)
 }
 
-var queueIDRe = regexp.MustCompile(`\(Postfix\)\s+with\s+\S+\s+id\s+([0-9A-Za-z]+)`)
+// Matches "(Postfix) with ESMTP id X" and, for mail from sendmail(1),
+// "(Postfix, from userid 1000) id X".
+var queueIDRe = regexp.MustCompile(`\(Postfix[^)]*\)(?:\s+with\s+\S+)?\s+id\s+([0-9A-Za-z]+)`)
 
 // postfixQueueID finds the queue id in the Received field Postfix added.
 func postfixQueueID(received string) string {

@@ -171,6 +171,9 @@ func TestLimits(t *testing.T) {
 	if se := send(t, h.addr, "a@example.com", []string{"1@example.com"}, []byte(big)); se == nil || se.Code != 552 {
 		t.Errorf("too big: got %+v, want 552", se)
 	}
+	if !strings.Contains(h.logs.String(), `"action":"refused","result":"552 5.3.4"`) {
+		t.Error("no log line for the message refused as too big")
+	}
 	var deep strings.Builder
 	deep.WriteString("From: a@example.com\r\nMIME-Version: 1.0\r\n")
 	for i := range 6 {

@@ -39,25 +39,29 @@ func BenchmarkRewrite(b *testing.B) {
 			tmp := b.TempDir()
 			b.SetBytes(int64(len(msg)))
 			b.ReportAllocs()
-			b.ResetTimer()
+			var zipSize int64
 			for b.Loop() {
-				if err := rewriteMessage(bytes.NewReader(msg), int64(len(msg)), tmp); err != nil {
+				n, err := rewriteMessage(bytes.NewReader(msg), int64(len(msg)), tmp)
+				if err != nil {
 					b.Fatal(err)
 				}
+				zipSize = n
 			}
+			b.ReportMetric(float64(zipSize), "zip-bytes")
 		})
 	}
 }
 
 // rewriteMessage mirrors gateway.Handle without the relay: the zip goes
-// into a spool file, the rewritten message into io.Discard.
-func rewriteMessage(msg io.ReaderAt, size int64, tmp string) error {
+// into a spool file, the rewritten message into io.Discard. It returns
+// the size of the zip.
+func rewriteMessage(msg io.ReaderAt, size int64, tmp string) (int64, error) {
 	pl, err := Analyze(msg, size, benchLimits, tmp)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if pl.Pass != "" {
-		return fmt.Errorf("message passes: %s", pl.Pass)
+		return 0, fmt.Errorf("message passes: %s", pl.Pass)
 	}
 	zipFile := spool.New(tmp, benchSpoolMemory)
 	defer zipFile.Close()
@@ -68,13 +72,13 @@ func rewriteMessage(msg io.ReaderAt, size int64, tmp string) error {
 	})
 	for _, a := range pl.Attachments {
 		if _, err := zw.Add(a.Name, pl.Open(a)); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return err
+		return 0, err
 	}
-	return pl.Write(io.Discard, Output{
+	return zipFile.Size(), pl.Write(io.Discard, Output{
 		ID: "bench", ZipName: "attachments.zip", Zip: zipFile.Reader(),
 		Notice: noticeText, TempDir: tmp,
 	})

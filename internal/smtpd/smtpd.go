@@ -174,16 +174,21 @@ func (se *session) Data(r io.Reader) error {
 	msg := spool.New(se.s.spoolDir, se.s.spoolMem)
 	defer msg.Close()
 	if _, err := io.Copy(msg, r); err != nil {
-		var tooBig *smtp.SMTPError
-		if errors.As(err, &tooBig) {
-			return tooBig // the size limit: go-smtp's own 552
+		// Refused while it was still arriving: the gateway never saw it,
+		// so its one log line is written here.
+		var reason *smtp.SMTPError
+		switch {
+		case errors.As(err, &reason): // the size limit: go-smtp's own 552
+		case errors.Is(err, smtp.ErrTooLongLine):
+			reason = toSMTP(reply.Perm(reply.CodeMediaError,
+				fmt.Sprintf("Message not sent: a line is longer than %d bytes", maxLineLength), err)).(*smtp.SMTPError)
+		default:
+			reason = toSMTP(reply.Temp(reply.CodeOther, "Error receiving the message, please try again", err)).(*smtp.SMTPError)
 		}
-		if errors.Is(err, smtp.ErrTooLongLine) {
-			return toSMTP(reply.Perm(reply.CodeMediaError,
-				fmt.Sprintf("Message not sent: a line is longer than %d bytes", maxLineLength), err))
-		}
-		se.s.log.Warn("receiving message failed", "error", err.Error())
-		return toSMTP(reply.Temp(reply.CodeOther, "Error receiving the message, please try again", err))
+		se.s.log.Warn("message", "from", se.env.From, "rcpts", se.env.Addrs(), "action", "refused",
+			"result", fmt.Sprintf("%d %d.%d.%d", reason.Code, reason.EnhancedCode[0], reason.EnhancedCode[1], reason.EnhancedCode[2]),
+			"error", err.Error())
+		return reason
 	}
 	err := se.s.handler.Handle(se.s.ctx, se.env, msg)
 	return toSMTP(err)
