@@ -4,6 +4,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -132,7 +133,9 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	defer zipFile.Close()
 	opts := g.zipOpts
 	opts.Password, opts.ModTime = pw, now
-	zw := zipper.NewWriter(zipFile, opts)
+	// Buffered: the writers below make many small writes.
+	zbuf := bufio.NewWriterSize(zipFile, 64<<10)
+	zw := zipper.NewWriter(zbuf, opts)
 	for _, a := range pl.Attachments {
 		e, err := zw.Add(a.Name, pl.Open(a))
 		if err != nil {
@@ -147,6 +150,9 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	if err := zw.Close(); err != nil {
 		return reply.Internal(fmt.Errorf("closing zip: %w", err))
 	}
+	if err := zbuf.Flush(); err != nil {
+		return reply.Internal(fmt.Errorf("writing zip: %w", err))
+	}
 
 	files := make([]notice.File, len(rec.entries))
 	for i, e := range rec.entries {
@@ -158,10 +164,14 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	}
 	out := spool.New(g.tempDir, g.threshold)
 	defer out.Close()
-	if err := pl.Write(out, rewrite.Output{
+	obuf := bufio.NewWriterSize(out, 64<<10)
+	if err := pl.Write(obuf, rewrite.Output{
 		ID: rec.id, ZipName: zipName, Zip: zipFile.Reader(), Notice: text, TempDir: g.tempDir,
 		DropField: g.brokenSignature,
 	}); err != nil {
+		return reply.Internal(fmt.Errorf("rewriting: %w", err))
+	}
+	if err := obuf.Flush(); err != nil {
 		return reply.Internal(fmt.Errorf("rewriting: %w", err))
 	}
 

@@ -31,16 +31,18 @@ func decoder(encoding string, r io.Reader) (io.Reader, bool) {
 type base64Reader struct {
 	r    io.Reader
 	quad []byte // alphabet bytes not yet decoded (< 4)
-	out  []byte // decoded bytes not yet returned
+	out  []byte // decoded bytes; out[pos:] not yet returned
+	pos  int
 	in   [4096]byte
 	eof  bool
 }
 
 func (b *base64Reader) Read(p []byte) (int, error) {
-	for len(b.out) == 0 {
+	for b.pos == len(b.out) {
 		if b.eof {
 			return 0, io.EOF
 		}
+		b.out, b.pos = b.out[:0], 0 // reuse the buffer
 		n, err := b.r.Read(b.in[:])
 		for _, c := range b.in[:n] {
 			if !isBase64(c) {
@@ -64,8 +66,8 @@ func (b *base64Reader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	n := copy(p, b.out)
-	b.out = b.out[n:]
+	n := copy(p, b.out[b.pos:])
+	b.pos += n
 	return n, nil
 }
 
@@ -87,12 +89,13 @@ func isBase64(c byte) bool {
 // valid escape is kept as it is; trailing white space is dropped.
 type qpReader struct {
 	br  *bufio.Reader
-	out []byte
+	out []byte // out[pos:] not yet returned
+	pos int
 	err error
 }
 
 func (q *qpReader) Read(p []byte) (int, error) {
-	for len(q.out) == 0 {
+	for q.pos == len(q.out) {
 		if q.err != nil {
 			return 0, q.err
 		}
@@ -102,10 +105,10 @@ func (q *qpReader) Read(p []byte) (int, error) {
 		} else if err != nil {
 			q.err = err
 		}
-		q.out = appendQPLine(q.out[:0], line)
+		q.out, q.pos = appendQPLine(q.out[:0], line), 0
 	}
-	n := copy(p, q.out)
-	q.out = q.out[n:]
+	n := copy(p, q.out[q.pos:])
+	q.pos += n
 	return n, nil
 }
 
@@ -150,13 +153,14 @@ func unhex(c byte) (byte, bool) {
 // uuReader decodes an x-uuencode body: "begin mode name", lines, "end".
 type uuReader struct {
 	br      *bufio.Reader
-	out     []byte
+	out     []byte // out[pos:] not yet returned
+	pos     int
 	started bool
 	done    bool
 }
 
 func (u *uuReader) Read(p []byte) (int, error) {
-	for len(u.out) == 0 {
+	for u.pos == len(u.out) {
 		if u.done {
 			return 0, io.EOF
 		}
@@ -172,11 +176,11 @@ func (u *uuReader) Read(p []byte) (int, error) {
 		case line == "end":
 			u.done = true
 		default:
-			u.out = appendUULine(u.out[:0], line)
+			u.out, u.pos = appendUULine(u.out[:0], line), 0
 		}
 	}
-	n := copy(p, u.out)
-	u.out = u.out[n:]
+	n := copy(p, u.out[u.pos:])
+	u.pos += n
 	return n, nil
 }
 
