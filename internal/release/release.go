@@ -249,7 +249,7 @@ func (s *Scheduler) notify(ctx context.Context, j *store.Job, name, subject stri
 	}
 	from := s.NoticeFrom
 	if from == "" {
-		from = "zipgate <postmaster@" + domainOf(j.Sender) + ">"
+		from = "zipgate <postmaster@" + orDefault(relay.DomainOf(j.Sender), "localhost") + ">"
 	}
 	msg, err := s.Templates.Mail(name, notice.Header{
 		ID: j.ID, Hostname: s.Hostname, From: from, To: j.Sender, Subject: subject,
@@ -298,13 +298,6 @@ func NewToken() (token string, hash []byte, err error) {
 func HashToken(token string) []byte {
 	h := sha256.Sum256([]byte(token))
 	return h[:]
-}
-
-func domainOf(addr string) string {
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 {
-		return addr[i+1:]
-	}
-	return "localhost"
 }
 
 func needsUTF8(from string, to []string) bool {
