@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/emersion/go-smtp"
 
@@ -38,12 +39,19 @@ type Server struct {
 	spoolMem int
 	maxRcpts int
 	handler  Handler
+
+	mu       sync.Mutex
+	closing  bool
+	drained  bool // no new message handler may start
+	sessions map[*session]struct{}
+	inflight sync.WaitGroup // messages being handled
 }
 
 // New makes a server; cfg must be valid. spoolDir holds DATA above the
 // memory threshold.
 func New(cfg config.SMTP, h Handler, spoolDir string, log *slog.Logger) (*Server, error) {
-	s := &Server{log: log, spoolDir: spoolDir, spoolMem: cfg.SpoolMemoryBytes, maxRcpts: cfg.MaxRecipients, handler: h}
+	s := &Server{log: log, spoolDir: spoolDir, spoolMem: cfg.SpoolMemoryBytes, maxRcpts: cfg.MaxRecipients,
+		handler: h, sessions: map[*session]struct{}{}}
 	for _, n := range cfg.AllowedNetworks {
 		p, err := config.ParseNetwork(n)
 		if err != nil {
@@ -77,14 +85,47 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting, lets sessions finish until ctx ends, then
-// cuts the rest (their clients get no 250, so they keep the mail).
+// errShuttingDown answers new work once shutdown began; Postfix keeps the
+// mail and comes back.
+var errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2},
+	Message: "Service shutting down, try again later"}
+
+// Shutdown drains: it stops accepting connections, answers new
+// transactions with 421, closes idle connections, and lets messages in
+// progress finish until ctx ends. Then it cuts what is left (those
+// clients get no 250, so they keep the mail) and waits for the message
+// handlers to return, so the store can be closed after it.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.smtp.Shutdown(ctx)
-	s.cancel()
-	if err != nil {
-		s.smtp.Close()
+	s.mu.Lock()
+	s.closing = true
+	var idle []*session
+	for se := range s.sessions {
+		if !se.busy {
+			idle = append(idle, se)
+		}
 	}
+	s.mu.Unlock()
+	for _, se := range idle {
+		se.conn.Close()
+	}
+	err := s.smtp.Shutdown(ctx)
+	if err != nil {
+		s.cancel() // handlers still relaying give up: their clients get 451
+		s.mu.Lock()
+		var all []*session
+		for se := range s.sessions {
+			all = append(all, se)
+		}
+		s.mu.Unlock()
+		for _, se := range all {
+			se.conn.Close()
+		}
+	}
+	s.mu.Lock()
+	s.drained = true
+	s.mu.Unlock()
+	s.inflight.Wait()
+	s.cancel()
 	return err
 }
 
@@ -133,18 +174,45 @@ func hostOf(a net.Addr) string {
 
 // NewSession implements smtp.Backend.
 func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{s: s}, nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return nil, errShuttingDown
+	}
+	se := &session{s: s, conn: c}
+	s.sessions[se] = struct{}{}
+	return se, nil
 }
 
 type session struct {
-	s   *Server
-	env *relay.Envelope
+	s    *Server
+	conn *smtp.Conn
+	env  *relay.Envelope
+	busy bool // inside a transaction (MAIL to end of DATA); guarded by s.mu
 }
 
-func (se *session) Reset()        { se.env = nil }
-func (se *session) Logout() error { return nil }
+func (se *session) Reset() {
+	se.env = nil
+	se.s.mu.Lock()
+	se.busy = false
+	se.s.mu.Unlock()
+}
+
+func (se *session) Logout() error {
+	se.s.mu.Lock()
+	delete(se.s.sessions, se)
+	se.s.mu.Unlock()
+	return nil
+}
 
 func (se *session) Mail(from string, opts *smtp.MailOptions) error {
+	se.s.mu.Lock()
+	closing := se.s.closing
+	se.busy = !closing
+	se.s.mu.Unlock()
+	if closing {
+		return errShuttingDown
+	}
 	se.env = &relay.Envelope{From: from}
 	if opts != nil {
 		se.env.MailOpts = *opts
@@ -171,6 +239,14 @@ func (se *session) Data(r io.Reader) error {
 	if se.env == nil || len(se.env.Rcpts) == 0 {
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "RCPT TO first"}
 	}
+	se.s.mu.Lock()
+	if se.s.drained {
+		se.s.mu.Unlock()
+		return errShuttingDown
+	}
+	se.s.inflight.Add(1)
+	se.s.mu.Unlock()
+	defer se.s.inflight.Done()
 	msg := spool.New(se.s.spoolDir, se.s.spoolMem)
 	defer msg.Close()
 	if _, err := io.Copy(msg, r); err != nil {
