@@ -43,7 +43,8 @@ main() {
 	e2e_init
 	pf_setup
 	pf_start
-	zg_start "$W/data" "${DELAY}s"
+	dkim_setup
+	zg_start "$W/data" "${DELAY}s" -config "$W/zipgate.toml"
 	make_files
 	LEDGER=$W/ledger.tsv
 	: >"$LEDGER"
@@ -56,6 +57,7 @@ main() {
 	check_canceled_b
 	check_notices
 	check_jobs_list
+	check_dkim
 	check_zipgate_log
 	final_tally
 	log "done in $(elapsed_since "$t_start")s, $(failures) failed checks"
@@ -338,6 +340,37 @@ check_jobs_list() {
 	grep -q "^$ID_D  *released " <<<"$list" || fail "jobs list: D ($ID_D) is not released: $list"
 	grep -q "^$ID_B  *canceled " <<<"$list" || fail "jobs list: B ($ID_B) is not canceled: $list"
 	[[ $(($(wc -l <<<"$list") - 1)) == 3 ]] || fail "jobs list: want 3 jobs, got: $list"
+}
+
+# dkim_setup: a signing key for the sender's domain, made by zipgate
+# itself, and a config that uses it (DNS is stood in for by the key file).
+dkim_setup() {
+	(cd "$REPO" && go build -o "$W/dkimverify" ./scripts/e2e/dkimverify) || die "go build dkimverify failed"
+	"$W/zipgate" dkim keygen -domain "${SENDER#*@}" -selector e2e -out "$W/dkim.key" >"$W/keygen.out" ||
+		die "dkim keygen failed"
+	sed -n '/^\[\[dkim.key\]\]/,$p' "$W/keygen.out" >"$W/zipgate.toml"
+	"$W/zipgate" configtest -config "$W/zipgate.toml" >/dev/null || die "configtest refused the DKIM config"
+}
+
+# check_dkim: everything zipgate wrote or changed verifies after Postfix
+# delivered it: rewritten messages, password mails, sender notices.
+check_dkim() {
+	local files=()
+	mapfile -t files < <(mails --kind encrypted --files; mails --kind password --files; mails --kind notice --files)
+	((${#files[@]} > 0)) || fail "no mail from zipgate to check DKIM on"
+	if ! "$W/dkimverify" -domain "${SENDER#*@}" -selector e2e -key "$W/dkim.key" "${files[@]}" >"$W/dkim.out"; then
+		cat "$W/dkim.out" >&2
+		fail "DKIM: some delivered mail does not verify (above)"
+	else
+		log "DKIM: ${#files[@]} delivered mails from zipgate verify"
+	fi
+	# Untouched mail is not signed by zipgate.
+	local plain
+	plain=$(mails --kind plain --files | head -n1)
+	[[ -n $plain ]] || fail "DKIM: no untouched mail to check"
+	if "$W/dkimverify" -domain "${SENDER#*@}" -selector e2e -key "$W/dkim.key" "$plain" >/dev/null; then
+		fail "DKIM: untouched mail was signed"
+	fi
 }
 
 check_zipgate_log() {
