@@ -190,22 +190,27 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	if err := g.store.Create(ctx, job); err != nil {
 		return reply.Internal(fmt.Errorf("storing the release job: %w", err))
 	}
-	rewritten := &relay.Message{Env: env, Open: func() io.Reader { return out.Reader() }, Sign: true}
-	if _, err := g.relay.Send(ctx, rewritten); err != nil {
+	// The job is scheduled the moment the next hop says 250, before QUIT,
+	// so a crash leaves as small a window as it can (Recover covers it).
+	// (An admin may have canceled it by id meanwhile: that stands.)
+	accepted := false
+	rewritten := &relay.Message{Env: env, Open: func() io.Reader { return out.Reader() }, Sign: true,
+		Accepted: func() {
+			accepted = true
+			if err := g.store.Schedule(context.WithoutCancel(ctx), job.ID); err != nil && !errors.Is(err, store.ErrAlreadyCanceled) {
+				g.log.Error("could not schedule the release job; it is sent after the next restart", "id", job.ID, "error", err.Error())
+			}
+		}}
+	if _, err := g.relay.Send(ctx, rewritten); err != nil && !accepted {
 		if derr := g.store.Discard(context.WithoutCancel(ctx), job.ID); derr != nil {
 			g.log.Error("could not discard the release job of a message that did not leave; it will be sent after a restart",
 				"id", job.ID, "error", derr.Error())
 		}
 		return err
 	}
+	// From the 250 on the answer is 250 whatever happens (a failed QUIT,
+	// say), or Postfix would send the message twice.
 	rec.due, rec.dkim = job.DueAt, rewritten.DKIM
-	// The message left: from here on the answer is 250 whatever happens,
-	// or Postfix would send it twice. A job left Pending is scheduled by
-	// the next start (Recover).
-	// (An admin may have canceled it by id meanwhile: that stands.)
-	if err := g.store.Schedule(context.WithoutCancel(ctx), job.ID); err != nil && !errors.Is(err, store.ErrAlreadyCanceled) {
-		g.log.Error("could not schedule the release job; it is sent after the next restart", "id", job.ID, "error", err.Error())
-	}
 	g.wake()
 	return nil
 }

@@ -49,6 +49,10 @@ type Message struct {
 	Sign bool
 	// DKIM is set by Send: what signing did, for the log.
 	DKIM string
+	// Accepted, when set, runs right after the next hop's 250 for this
+	// message, before anything else is said on the connection: recording
+	// the delivery there keeps the crash window as short as it can be.
+	Accepted func()
 }
 
 // Client sends to one next hop.
@@ -134,6 +138,9 @@ func (c *Client) send(cl *smtp.Client, m *Message) error {
 	}
 	if err := w.Close(); err != nil {
 		return classify(err, "end of DATA")
+	}
+	if m.Accepted != nil {
+		m.Accepted()
 	}
 	return nil
 }

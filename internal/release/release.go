@@ -181,11 +181,17 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 		env.Rcpts = append(env.Rcpts, relay.Rcpt{Addr: r})
 	}
 	env.MailOpts.UTF8 = needsUTF8(j.Sender, j.Rcpts)
-	_, err = s.Relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true})
-	if err == nil {
-		if err := s.Store.MarkReleased(ctx, j.ID, now); err != nil {
-			return err
+	// Marked released the moment the next hop says 250 (before QUIT): a
+	// crash in between is the one window in which a password goes twice.
+	var markErr error
+	marked := false
+	_, err = s.Relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true,
+		Accepted: func() { marked, markErr = true, s.Store.MarkReleased(context.WithoutCancel(ctx), j.ID, now) }})
+	if marked {
+		if markErr != nil {
+			return markErr
 		}
+		// A failure after the 250 (say, at QUIT) does not undo the release.
 		s.Log.Info("password released", "id", j.ID, "from", j.Sender, "rcpts", j.Rcpts, "zip", j.ZipName)
 		return nil
 	}
