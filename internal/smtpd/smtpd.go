@@ -91,23 +91,16 @@ var errShuttingDown = &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode
 	Message: "Service shutting down, try again later"}
 
 // Shutdown drains: it stops accepting connections, answers new
-// transactions with 421, closes idle connections, and lets messages in
-// progress finish until ctx ends. Then it cuts what is left (those
-// clients get no 250, so they keep the mail) and waits for the message
-// handlers to return, so the store can be closed after it.
+// transactions with 421 (the client keeps the mail and closes), and lets
+// messages in progress finish until ctx ends. Idle connections are left
+// to their client (Postfix drops a cached one within seconds): closing
+// them here races with a MAIL FROM on its way. Then it cuts what is left
+// (those clients get no 250, so they keep the mail) and waits for the
+// message handlers to return, so the store can be closed after it.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
-	var idle []*session
-	for se := range s.sessions {
-		if !se.busy {
-			idle = append(idle, se)
-		}
-	}
 	s.mu.Unlock()
-	for _, se := range idle {
-		se.conn.Close()
-	}
 	err := s.smtp.Shutdown(ctx)
 	if err != nil {
 		s.cancel() // handlers still relaying give up: their clients get 451
@@ -188,15 +181,9 @@ type session struct {
 	s    *Server
 	conn *smtp.Conn
 	env  *relay.Envelope
-	busy bool // inside a transaction (MAIL to end of DATA); guarded by s.mu
 }
 
-func (se *session) Reset() {
-	se.env = nil
-	se.s.mu.Lock()
-	se.busy = false
-	se.s.mu.Unlock()
-}
+func (se *session) Reset() { se.env = nil }
 
 func (se *session) Logout() error {
 	se.s.mu.Lock()
@@ -208,7 +195,6 @@ func (se *session) Logout() error {
 func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 	se.s.mu.Lock()
 	closing := se.s.closing
-	se.busy = !closing
 	se.s.mu.Unlock()
 	if closing {
 		return errShuttingDown
