@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/textproto"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,14 @@ func TestShutdownDrains(t *testing.T) {
 		done <- srv.Shutdown(ctx)
 	}()
 
-	// An idle connection's next transaction is refused; the client goes.
+	// Once the shutdown began, an idle connection's next transaction is
+	// refused; the client goes.
+	for closing := false; !closing; {
+		srv.mu.Lock()
+		closing = srv.closing
+		srv.mu.Unlock()
+		runtime.Gosched()
+	}
 	idle.cmd(421, "MAIL FROM:<c@example.jp>")
 	idle.c.PrintfLine("QUIT")
 	select {
