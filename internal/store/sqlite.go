@@ -40,6 +40,8 @@ var migrations = []string{
 		confirm_sent INTEGER NOT NULL DEFAULT 0
 	);
 	CREATE INDEX jobs_by_state_due ON jobs(state, due_at);`,
+	// 2: List (jobs CLI, the health check) reads newest first.
+	`CREATE INDEX jobs_by_created ON jobs(created_at);`,
 }
 
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a

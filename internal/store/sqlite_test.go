@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1398,21 +1399,30 @@ func schemaVersions(t *testing.T, s *SQLite) []int {
 	return out
 }
 
+// allVersions is what a fully migrated database records: 1..n, once each.
+func allVersions() []int {
+	v := make([]int, len(migrations))
+	for i := range v {
+		v[i] = i + 1
+	}
+	return v
+}
+
 func TestMigrations(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "zipgate.db")
 	s, err := OpenSQLite(ctx, path, testKey(1))
 	must(t, "first open", err)
 	create(t, s, job("kept"))
-	if v := schemaVersions(t, s); !slices.Equal(v, []int{1}) {
-		t.Errorf("schema_version after first open = %v, want [1]", v)
+	if v := schemaVersions(t, s); !slices.Equal(v, allVersions()) {
+		t.Errorf("schema_version after first open = %v, want %v", v, allVersions())
 	}
 	must(t, "Close", s.Close())
 
 	s, err = OpenSQLite(ctx, path, testKey(1))
 	must(t, "second open", err)
-	if v := schemaVersions(t, s); !slices.Equal(v, []int{1}) {
-		t.Errorf("schema_version after second open = %v, want [1]", v)
+	if v := schemaVersions(t, s); !slices.Equal(v, allVersions()) {
+		t.Errorf("schema_version after second open = %v, want %v", v, allVersions())
 	}
 	if got := get(t, s, "kept").Password; got != "pw-kept" {
 		t.Errorf("job after reopening: password %q", got)
@@ -1429,7 +1439,8 @@ func TestMigrations(t *testing.T) {
 	}
 
 	// A newer zipgate migrated this file; this one must not touch it.
-	_, err = s.db.Exec(`INSERT INTO schema_version (version) VALUES (2)`)
+	newer := len(migrations) + 1
+	_, err = s.db.Exec(`INSERT INTO schema_version (version) VALUES (?)`, newer)
 	must(t, "bump version", err)
 	must(t, "Close", s.Close())
 	s, err = OpenSQLite(ctx, path, testKey(1))
@@ -1437,7 +1448,7 @@ func TestMigrations(t *testing.T) {
 		s.Close()
 		t.Fatal("open of a database with a newer schema succeeded")
 	}
-	for _, want := range []string{path, "2", "newer"} {
+	for _, want := range []string{path, strconv.Itoa(newer), "newer"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
@@ -1480,8 +1491,8 @@ func TestConcurrentFirstOpen(t *testing.T) {
 			}
 			t.Cleanup(func() { stores[i].Close() })
 		}
-		if v := schemaVersions(t, stores[0]); !slices.Equal(v, []int{1}) {
-			t.Fatalf("round %d: schema_version = %v, want [1]", round, v)
+		if v := schemaVersions(t, stores[0]); !slices.Equal(v, allVersions()) {
+			t.Fatalf("round %d: schema_version = %v, want %v", round, v, allVersions())
 		}
 	}
 }
