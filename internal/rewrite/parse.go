@@ -51,6 +51,8 @@ type Part struct {
 	Encoding    string // Content-Transfer-Encoding, lower case
 	Name        string // decoded file name, "" when none
 
+	Parent *Part // nil for the message itself
+
 	// Multipart only.
 	Boundary   string
 	Children   []*Part
@@ -77,7 +79,7 @@ func Parse(r io.ReaderAt, size int64, lim Limits) (*Part, error) {
 		lr:  newLineReader(io.NewSectionReader(r, 0, size)),
 		lim: lim,
 	}
-	root, err := ps.part(0, true)
+	root, err := ps.part(0, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +103,8 @@ type delim struct {
 }
 
 // part parses a header block and body starting at the current line.
-func (ps *parser) part(depth int, top bool) (*Part, error) {
+func (ps *parser) part(depth int, parent *Part) (*Part, error) {
+	top := parent == nil
 	ps.parts++
 	if ps.parts > ps.lim.MaxParts {
 		return nil, ErrTooManyParts
@@ -109,7 +112,7 @@ func (ps *parser) part(depth int, top bool) (*Part, error) {
 	if depth > ps.lim.MaxDepth {
 		return nil, ErrTooDeep
 	}
-	p := &Part{Start: ps.lr.off, CloseDelim: -1}
+	p := &Part{Start: ps.lr.off, CloseDelim: -1, Parent: parent}
 	if err := ps.header(p, top); err != nil {
 		return nil, err
 	}
@@ -162,7 +165,7 @@ func (ps *parser) header(p *Part, top bool) error {
 		}
 		content := trimEOL(line.prefix)
 		switch {
-		case len(content) == 0 && line.complete:
+		case len(content) == 0: // the blank line (or a lone "\r" at the end)
 			p.BodyStart = ps.lr.off
 			return nil
 		case (content[0] == ' ' || content[0] == '\t') && len(p.Fields) > 0:
@@ -207,14 +210,39 @@ func (p *Part) classify() {
 	ct := p.Get("Content-Type")
 	mt, params := mimeparam.Parse(ct)
 	if mt == "" || !strings.Contains(mt, "/") {
+		// RFC 2046 5.1.5: in a digest the default is a message.
 		mt, params = "text/plain", map[string]string{}
+		if p.Parent != nil && p.Parent.MediaType == "multipart/digest" {
+			mt = "message/rfc822"
+		}
 	}
 	p.MediaType, p.Params = mt, params
-	p.Disposition, _ = mimeparam.Parse(p.Get("Content-Disposition"))
+	// Several Content-Disposition fields: the strictest wins, so a part
+	// some client shows as an attachment is treated as one.
+	for _, f := range p.Fields {
+		if strings.EqualFold(f.Name, "Content-Disposition") {
+			d, _ := mimeparam.Parse(f.Value)
+			if p.Disposition == "" || d == "attachment" {
+				p.Disposition = d
+			}
+			if p.Name == "" {
+				p.Name = mimeparam.FileName(ct, f.Value)
+			}
+		}
+	}
 	p.Encoding = strings.ToLower(strings.TrimSpace(p.Get("Content-Transfer-Encoding")))
-	p.Name = mimeparam.FileName(ct, p.Get("Content-Disposition"))
+	if p.Name == "" {
+		p.Name = mimeparam.FileName(ct, "")
+	}
 	if strings.HasPrefix(mt, "multipart/") {
 		b := params["boundary"]
+		switch p.Encoding {
+		case "", "7bit", "8bit", "binary":
+		default:
+			// An encoded multipart is not walked: some clients decode it,
+			// so it is zipped whole.
+			b = ""
+		}
 		if b != "" && len(b) <= 200 {
 			p.Boundary = b
 		}
@@ -247,6 +275,8 @@ func (ps *parser) multipart(p *Part, depth int) error {
 		ps.pending = nil
 		if d.close {
 			p.CloseDelim, p.CloseEnd = d.start, d.end
+			// This boundary is done: a stray "--b" in the epilogue is text.
+			ps.stack = ps.stack[:level]
 			// Epilogue: up to the enclosing multipart's next delimiter or EOF.
 			if err := ps.skipToDelim(); err != nil {
 				return err
@@ -258,7 +288,7 @@ func (ps *parser) multipart(p *Part, depth int) error {
 			}
 			return nil
 		}
-		child, err := ps.part(depth+1, false)
+		child, err := ps.part(depth+1, p)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net/url"
+	"regexp"
 	"strings"
 
 	"github.com/zipgate/zipgate/internal/spool"
@@ -54,18 +55,28 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 		return nil, err
 	}
 	pl := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}}
-	if pl.signed(root) {
+	if signedRoot(root) {
 		pl.Pass = PassSigned
 		return pl, nil
 	}
 	pl.walk(root, nil)
+	// A body that is an inline PGP message or signature keeps its bytes
+	// (the notice goes into a part of its own); its attachments are still
+	// zipped: a signature never exempts a file.
+	kept := pl.bodies[:0]
+	for _, b := range pl.bodies {
+		if pl.pgpInline(b) {
+			delete(pl.dirty, b)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	pl.bodies = kept
 	switch {
 	case len(pl.Attachments) == 0:
 		pl.Pass = PassNoAttachments
 	case pl.onlyEncryptedZips():
 		pl.Pass = PassEncryptedZips
-	case pl.pgpInline():
-		pl.Pass = PassSigned
 	}
 	if pl.Pass != "" {
 		pl.Attachments = nil
@@ -73,17 +84,13 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 	return pl, nil
 }
 
-// signed reports S/MIME or PGP/MIME anywhere in the tree.
-func (pl *Plan) signed(p *Part) bool {
-	switch p.MediaType {
-	case "multipart/signed", "multipart/encrypted",
-		"application/pkcs7-mime", "application/x-pkcs7-mime", "application/pgp-encrypted":
+// signedRoot reports a message that is S/MIME or PGP/MIME as a whole.
+// The same types deeper down are files like any other (a .p7m or .pgp
+// attachment), so they are zipped.
+func signedRoot(root *Part) bool {
+	switch root.MediaType {
+	case "multipart/signed", "multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime":
 		return true
-	}
-	for _, c := range p.Children {
-		if pl.signed(c) {
-			return true
-		}
 	}
 	return false
 }
@@ -106,6 +113,11 @@ func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
 				pl.dirty[p] = true
 			}
 		}
+		if len(p.Children) == 0 && len(bytes.TrimSpace(pl.bodyBytes(p, 1<<10))) > 0 {
+			// Content but no part found (a boundary no line matches): what
+			// some client may show cannot be checked, so it is zipped whole.
+			return pl.attach(p)
+		}
 		// A multipart left without children is dropped with them (the
 		// top-level one always keeps the zip).
 		if kept == 0 && len(p.Children) > 0 && p != pl.Root {
@@ -114,15 +126,8 @@ func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
 		}
 		return false
 	}
-	if isAttachment(p, referenced[contentID(p)]) {
-		a := &Attachment{Part: p, Name: p.Name}
-		if a.Name == "" {
-			a.Name = defaultName(p.MediaType)
-		}
-		a.Undecoded = !knownEncoding(p.Encoding)
-		pl.Attachments = append(pl.Attachments, a)
-		pl.removed[p] = true
-		return true
+	if isAttachment(p, referenced[contentID(p)]) || p.MediaType == "text/plain" && pl.uuencoded(p) {
+		return pl.attach(p)
 	}
 	if (p.MediaType == "text/plain" || p.MediaType == "text/html") && !pl.hasBody(p.MediaType) {
 		pl.bodies = append(pl.bodies, p)
@@ -130,6 +135,45 @@ func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
 	}
 	return false
 }
+
+// attach takes p out of the message for the zip.
+func (pl *Plan) attach(p *Part) bool {
+	a := &Attachment{Part: p, Name: p.Name}
+	if a.Name == "" {
+		a.Name = defaultName(p.MediaType)
+	}
+	a.Undecoded = !knownEncoding(p.Encoding)
+	pl.Attachments = append(pl.Attachments, a)
+	pl.removed[p] = true
+	return true
+}
+
+// bodyBytes returns up to n bytes of p's raw body.
+func (pl *Plan) bodyBytes(p *Part, n int64) []byte {
+	b, _ := io.ReadAll(io.LimitReader(pl.body(p), n))
+	return b
+}
+
+// uuencoded reports a text body carrying a uuencoded file ("begin 644
+// name" ... "end"), as "uuencode f f | mail" sends it.
+func (pl *Plan) uuencoded(p *Part) bool {
+	r, ok := decoder(p.Encoding, pl.body(p))
+	if !ok {
+		return false
+	}
+	br := bufio.NewReader(r)
+	for {
+		line, err := br.ReadSlice('\n')
+		if uuBegin.Match(line) {
+			return true
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return false
+		}
+	}
+}
+
+var uuBegin = regexp.MustCompile(`^begin [0-7]{3,4} \S`)
 
 func (pl *Plan) hasBody(mediaType string) bool {
 	for _, b := range pl.bodies {
@@ -141,24 +185,25 @@ func (pl *Plan) hasBody(mediaType string) bool {
 }
 
 // isAttachment is the rule for what leaves the message: a part marked
-// attachment, a named file that is not a text body, and any other non-text
-// leaf except an image the HTML shows inline. Calendar invites stay.
+// attachment, any named part (a named text is a file, even shown inline),
+// forwarded and partial messages, and any other non-text leaf except an
+// image the HTML shows inline. A calendar invite in its alternative stays.
 func isAttachment(p *Part, referencedInline bool) bool {
 	mt := p.MediaType
 	switch {
-	case mt == "text/calendar":
+	case mt == "text/calendar" && p.Parent != nil && p.Parent.MediaType == "multipart/alternative":
 		return false
-	case mt == "message/rfc822" || mt == "message/global":
+	case mt == "message/delivery-status" || mt == "message/disposition-notification" || mt == "message/feedback-report":
+		return p.Disposition == "attachment" // parts of a report, not files
+	case strings.HasPrefix(mt, "message/"):
 		return true
-	case strings.HasPrefix(mt, "message/"): // delivery and disposition reports
-		return p.Disposition == "attachment"
 	case p.Disposition == "attachment":
 		return true
-	case mt == "text/plain" || mt == "text/html" || mt == "text/enriched" || mt == "text/richtext":
-		return false
-	case strings.HasPrefix(mt, "text/"):
-		return p.Name != ""
 	case referencedInline && strings.HasPrefix(mt, "image/"):
+		return false // shown in the HTML, often named by the mailer
+	case p.Name != "":
+		return true
+	case strings.HasPrefix(mt, "text/"):
 		return false
 	}
 	return true
@@ -263,25 +308,22 @@ func (pl *Plan) isEncryptedZip(p *Part) bool {
 }
 
 // pgpInline reports a body that is an inline PGP message or signature.
-func (pl *Plan) pgpInline() bool {
-	for _, b := range pl.bodies {
-		r, ok := decoder(b.Encoding, pl.body(b))
-		if !ok {
-			continue
+func (pl *Plan) pgpInline(b *Part) bool {
+	r, ok := decoder(b.Encoding, pl.body(b))
+	if !ok {
+		return false
+	}
+	br := bufio.NewReader(io.LimitReader(r, 1<<20))
+	for {
+		line, err := br.ReadSlice('\n')
+		if bytes.HasPrefix(line, []byte("-----BEGIN PGP SIGNED MESSAGE-----")) ||
+			bytes.HasPrefix(line, []byte("-----BEGIN PGP MESSAGE-----")) {
+			return true
 		}
-		br := bufio.NewReader(io.LimitReader(r, 1<<20))
-		for {
-			line, err := br.ReadSlice('\n')
-			if bytes.HasPrefix(line, []byte("-----BEGIN PGP SIGNED MESSAGE-----")) ||
-				bytes.HasPrefix(line, []byte("-----BEGIN PGP MESSAGE-----")) {
-				return true
-			}
-			if err != nil && err != bufio.ErrBufferFull {
-				break
-			}
+		if err != nil && err != bufio.ErrBufferFull {
+			return false
 		}
 	}
-	return false
 }
 
 // body returns the raw (transfer-encoded) body of p.

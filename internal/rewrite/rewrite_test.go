@@ -157,7 +157,7 @@ func TestSingleAttachmentMessageIsWrapped(t *testing.T) {
 func TestPassReasons(t *testing.T) {
 	cases := map[string]string{
 		"thunderbird_smime_multipart_signed_sha256.eml":                  PassSigned,
-		"pgp_inline_clearsigned_utf8_body_plus_pdf_and_detached_sig.eml": PassSigned,
+		"pgp_inline_clearsigned_utf8_body_plus_pdf_and_detached_sig.eml": "", // its files are zipped
 		"mutt_iso2022jp_password_protected_zip_aes256.eml":               PassEncryptedZips,
 		"no_attachment_plain_iso2022jp_subject_and_body.eml":             PassNoAttachments,
 		"enmime_alternative_related_inline_png_no_attachment.eml":        PassNoAttachments,
@@ -227,5 +227,69 @@ func TestInlineImagesTheHTMLShowsStayInline(t *testing.T) {
 			names = append(names, a.Name)
 		}
 		t.Fatalf("attachments %q, want only the unreferenced other.png", names)
+	}
+}
+
+// TestNothingLeavesInTheClear: layouts found in review that once passed
+// with files in them.
+func TestNothingLeavesInTheClear(t *testing.T) {
+	head := "From: a@example.jp\r\nMIME-Version: 1.0\r\n"
+	pdf := "Content-Type: application/pdf; name=x.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+	cases := []struct {
+		name, msg string
+		want      []string
+	}{
+		{"named text shown inline", head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n" +
+			"--b\r\nContent-Type: text/plain; name=secrets.txt\r\nContent-Disposition: inline; filename=secrets.txt\r\n\r\npassword list\r\n--b--\r\n",
+			[]string{"secrets.txt"}},
+		{"two dispositions, the second attachment", head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n" +
+			"--b\r\nContent-Type: text/plain\r\nContent-Disposition: inline\r\nContent-Disposition: attachment; filename=t.txt\r\n\r\ndata\r\n--b--\r\n",
+			[]string{"t.txt"}},
+		{"a .p7m file inside mixed", head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\n" + pdf +
+			"--b\r\nContent-Type: application/pkcs7-mime; name=c.pdf.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\nMIIB\r\n--b--\r\n",
+			[]string{"x.pdf", "c.pdf.p7m"}},
+		{"a quoted PGP block in the body", head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n" +
+			"-----BEGIN PGP SIGNED MESSAGE-----\r\nHash: SHA256\r\n\r\nadvisory\r\n--b\r\n" + pdf + "--b--\r\n",
+			[]string{"x.pdf"}},
+		{"a base64-encoded multipart", head + "Content-Type: multipart/mixed; boundary=b\r\nContent-Transfer-Encoding: base64\r\n\r\nLS1iDQpDb250ZW50LVR5cGU6IGFwcGxpY2F0aW9uL3BkZg==\r\n",
+			[]string{"attachment.bin"}},
+		{"a boundary no line matches", head + "Content-Type: multipart/mixed; boundary=\"b \"\r\n\r\n--b\r\n" + pdf + "--b--\r\n",
+			[]string{"attachment.bin"}},
+		{"a stray delimiter after an inner close", head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" +
+			"Content-Type: multipart/alternative; boundary=c\r\n\r\n--c\r\nContent-Type: text/plain\r\n\r\nhi\r\n--c--\r\n--c\r\n" +
+			"--b\r\n" + pdf + "--b--\r\n",
+			[]string{"x.pdf"}},
+		{"a digest part without a type", head + "Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n" +
+			"From: b@example.com\r\nSubject: fwd\r\n\r\nsee the file\r\n--d--\r\n",
+			[]string{"message.eml"}},
+		{"uuencode in the body", head + "Content-Type: text/plain\r\n\r\nsee below\r\nbegin 644 a.txt\r\n+:&5L;&\\@=V]R;&0`\r\n`\r\nend\r\n",
+			[]string{"attachment.txt"}},
+		{"message/partial", head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/partial; id=\"x\"; number=1\r\n\r\nFrom: a\r\n\r\npart\r\n--b--\r\n",
+			[]string{"attachment.bin"}},
+		{"an .ics file outside an invite", head + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n" +
+			"--b\r\nContent-Type: text/calendar\r\nContent-Disposition: attachment; filename=a.ics\r\n\r\nBEGIN:VCALENDAR\r\n--b--\r\n",
+			[]string{"a.ics"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pl, err := Analyze(strings.NewReader(tc.msg), int64(len(tc.msg)), testLimits, t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, a := range pl.Attachments {
+				names = append(names, a.Name)
+			}
+			if pl.Pass != "" || strings.Join(names, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("pass %q, attachments %q; want %q", pl.Pass, names, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoneCRAtTheEndOfAHeader(t *testing.T) {
+	msg := "Subject: x\r\n\r"
+	if _, err := Analyze(strings.NewReader(msg), int64(len(msg)), testLimits, t.TempDir()); err != nil {
+		t.Fatal(err)
 	}
 }
