@@ -198,6 +198,9 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if err := sched.Recover(context.Background()); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.SMTP.Listen)
 	if err != nil {
 		return err

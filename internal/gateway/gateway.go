@@ -202,6 +202,12 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 			}
 		}}
 	if _, err := g.relay.Send(ctx, rewritten); err != nil && !accepted {
+		if errors.Is(err, relay.ErrUncertain) {
+			// It may have left: its password must not be lost. If it did
+			// not, Postfix's retry brings a new zip with its own password.
+			rewritten.Accepted()
+			return err
+		}
 		if derr := g.store.Discard(context.WithoutCancel(ctx), job.ID); derr != nil {
 			g.log.Error("could not discard the release job of a message that did not leave; it will be sent after a restart",
 				"id", job.ID, "error", derr.Error())

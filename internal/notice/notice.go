@@ -163,7 +163,7 @@ func (t *Templates) Mail(name string, h Header, d Data) ([]byte, error) {
 	var m bytes.Buffer
 	field := func(name, value string) {
 		if value != "" {
-			fmt.Fprintf(&m, "%s: %s\r\n", name, value)
+			fmt.Fprintf(&m, "%s: %s\r\n", name, fold(len(name)+2, value))
 		}
 	}
 	subject, contentType, cte := EncodeHeader(h.Subject), "text/plain; charset=UTF-8", "base64"
@@ -207,6 +207,34 @@ func (t *Templates) Mail(name string, h Header, d Data) ([]byte, error) {
 	}
 	m.WriteString(enc + "\r\n")
 	return m.Bytes(), nil
+}
+
+// fold breaks a long address list after its commas, so no line passes 78
+// characters where it can be helped (and Postfix never has to break a
+// line over 998 itself, which would break the DKIM signature).
+func fold(used int, value string) string {
+	if used+len(value) <= 78 || !strings.Contains(value, ",") {
+		return value
+	}
+	var b strings.Builder
+	col := used
+	for i, item := range strings.Split(value, ",") {
+		item = strings.TrimSpace(item)
+		if i > 0 {
+			b.WriteByte(',')
+			col++
+			if col+1+len(item) > 78 {
+				b.WriteString("\r\n ")
+				col = 1
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(item)
+		col += len(item)
+	}
+	return b.String()
 }
 
 // EncodeHeader encodes a header value as RFC 2047 UTF-8 words when it is

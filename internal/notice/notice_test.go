@@ -2,6 +2,7 @@ package notice
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -130,5 +131,27 @@ func TestEditedTemplatesWin(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, SenderCanceled), []byte("{{.Nope"), 0o600)
 	if _, err := Load(Options{Dir: dir}); err == nil || !strings.Contains(err.Error(), SenderCanceled) {
 		t.Fatalf("a broken template must be an error naming the file: %v", err)
+	}
+}
+
+func TestLongAddressListsAreFolded(t *testing.T) {
+	var to []string
+	for i := range 40 {
+		to = append(to, fmt.Sprintf("=?UTF-8?B?5aSq6YOO?= <user%02d@example.com>", i))
+	}
+	tm, _ := Load(Options{})
+	raw, err := tm.Mail(Password, Header{ID: "x", Hostname: "h", To: strings.Join(to, ", "), Kind: "password", Date: time.Now()}, Data{Password: "p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(raw), "\r\n") {
+		if len(line) > 78 {
+			t.Fatalf("line of %d characters: %q", len(line), line)
+		}
+	}
+	r, _, _ := read(t, raw)
+	list, err := r.Header.AddressList("To")
+	if err != nil || len(list) != 40 || list[39].Address != "user39@example.com" || list[0].Name != "太郎" {
+		t.Fatalf("To does not parse back: %v (%d)", err, len(list))
 	}
 }

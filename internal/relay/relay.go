@@ -55,6 +55,10 @@ type Message struct {
 	Accepted func()
 }
 
+// ErrUncertain marks a failure after the whole message was sent but
+// before the next hop answered: it may have taken the message.
+var ErrUncertain = errors.New("no reply after the end of the message")
+
 // Client sends to one next hop.
 type Client struct {
 	Addr     string        // host:port
@@ -137,6 +141,12 @@ func (c *Client) send(cl *smtp.Client, m *Message) error {
 		return classify(err, "sending the message")
 	}
 	if err := w.Close(); err != nil {
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			// The final dot went but no reply came: the next hop may
+			// have queued the message.
+			err = errors.Join(ErrUncertain, err)
+		}
 		return classify(err, "end of DATA")
 	}
 	if m.Accepted != nil {

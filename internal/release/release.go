@@ -64,13 +64,18 @@ func (s *Scheduler) Wake() {
 	}
 }
 
-// Run works until ctx ends. It first recovers jobs a crash left behind.
-func (s *Scheduler) Run(ctx context.Context) error {
-	if n, err := s.Store.Recover(ctx); err != nil {
-		return err
-	} else if n > 0 {
+// Recover carries on with jobs a crash left behind. Call it before the
+// SMTP side takes mail, so no new Pending job is promoted by mistake.
+func (s *Scheduler) Recover(ctx context.Context) error {
+	n, err := s.Store.Recover(ctx)
+	if err == nil && n > 0 {
 		s.Log.Info("resumed release jobs left by a stop", "jobs", n)
 	}
+	return err
+}
+
+// Run works until ctx ends.
+func (s *Scheduler) Run(ctx context.Context) error {
 	for {
 		next, err := s.RunOnce(ctx)
 		if err != nil && ctx.Err() == nil {

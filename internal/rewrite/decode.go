@@ -88,10 +88,11 @@ func isBase64(c byte) bool {
 // qpReader decodes quoted-printable (RFC 2045 6.7). An '=' that starts no
 // valid escape is kept as it is; trailing white space is dropped.
 type qpReader struct {
-	br  *bufio.Reader
-	out []byte // out[pos:] not yet returned
-	pos int
-	err error
+	br    *bufio.Reader
+	out   []byte // out[pos:] not yet returned
+	pos   int
+	carry []byte // the start of an escape cut by a piece boundary
+	err   error
 }
 
 func (q *qpReader) Read(p []byte) (int, error) {
@@ -100,25 +101,39 @@ func (q *qpReader) Read(p []byte) (int, error) {
 			return 0, q.err
 		}
 		line, err := q.br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			err = nil // a long line: decode it in pieces
+		piece := err == bufio.ErrBufferFull // a long line, decoded in pieces
+		if piece {
+			err = nil
 		} else if err != nil {
 			q.err = err
 		}
-		q.out, q.pos = appendQPLine(q.out[:0], line), 0
+		buf := append(q.carry, line...)
+		q.carry = nil
+		if piece {
+			// An escape cut at the end of a piece waits for the next one.
+			if i := bytes.LastIndexByte(buf, '='); i >= 0 && i >= len(buf)-2 {
+				q.carry = append([]byte(nil), buf[i:]...)
+				buf = buf[:i]
+			}
+		}
+		q.out, q.pos = appendQP(q.out[:0], buf, !piece), 0
 	}
 	n := copy(p, q.out[q.pos:])
 	q.pos += n
 	return n, nil
 }
 
-func appendQPLine(dst, line []byte) []byte {
+// appendQP decodes one line, or a piece of a long one (whole = false:
+// no line end, and its trailing blanks are not at the end of a line).
+func appendQP(dst, line []byte, whole bool) []byte {
 	body, eol := line, []byte(nil)
 	if i := bytes.IndexByte(line, '\n'); i >= 0 {
 		body, eol = line[:i], []byte("\r\n")
 		body = bytes.TrimSuffix(body, []byte("\r"))
 	}
-	body = bytes.TrimRight(body, " \t")
+	if whole {
+		body = bytes.TrimRight(body, " \t")
+	}
 	if bytes.HasSuffix(body, []byte("=")) && eol != nil {
 		body, eol = body[:len(body)-1], nil // soft line break
 	}

@@ -1,6 +1,7 @@
 package rewrite
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"os"
@@ -284,6 +285,23 @@ func TestNothingLeavesInTheClear(t *testing.T) {
 				t.Fatalf("pass %q, attachments %q; want %q", pl.Pass, names, tc.want)
 			}
 		})
+	}
+}
+
+// A quoted-printable line longer than the read buffer decodes the same
+// as a short one, escapes cut at the buffer's edge included.
+func TestLongQuotedPrintableLine(t *testing.T) {
+	var enc, want strings.Builder
+	for i := 0; enc.Len() < 20000; i++ {
+		enc.WriteString("ab =E3=81=82 ")
+		want.WriteString("ab あ ")
+	}
+	got, err := io.ReadAll(&qpReader{br: bufio.NewReaderSize(strings.NewReader(enc.String()+"\r\n"), 16)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != strings.TrimRight(want.String(), " ")+"\r\n" {
+		t.Fatalf("decoded %d bytes, want %d", len(got), len(want.String()))
 	}
 }
 

@@ -226,6 +226,9 @@ func (s *Server) action(o op) http.HandlerFunc {
 		case errors.Is(err, store.ErrNotFound):
 			s.notFound(w) // purged meanwhile
 			return
+		case errors.Is(err, store.ErrSending) && o != opRelease:
+			// If this try is deferred the job is cancelable again.
+			m = &msgBeingSent
 		case errors.Is(err, store.ErrAlreadyReleased), errors.Is(err, store.ErrSending):
 			m = &msgAlreadySent
 			if o == opRelease {
@@ -330,6 +333,8 @@ var (
 	msgInternal   = bi{"エラーが発生しました。しばらくしてからもう一度お試しください。",
 		"Something went wrong. Please try again in a moment."}
 
+	msgBeingSent = bi{"パスワードは今まさに送信中です。取り消せませんでした。少し後にこのページを再読み込みしてください。",
+		"The password is being sent right now; it could not be canceled. Reload this page in a moment."}
 	msgAlreadySent = bi{"パスワードは既に送信されました。取り消せません。",
 		"The password was already sent; it cannot be canceled."}
 	msgAlreadySentRelease = bi{"パスワードは既に送信されています。",
