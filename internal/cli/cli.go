@@ -275,15 +275,7 @@ func openStore(cfg config.Config) (store.Store, []byte, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	key, err := store.LoadKey(cfg.KeyFile())
-	if err != nil {
-		return nil, nil, err
-	}
-	st, err := store.OpenSQLite(context.Background(), cfg.DBFile(), key)
-	if err != nil {
-		return nil, nil, err
-	}
-	return st, key, nil
+	return store.Open(context.Background(), cfg.DBFile(), cfg.KeyFile())
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -78,11 +78,7 @@ func startSigning(t *testing.T, mutate func(*config.Config), keys []relay.DKIMKe
 	}
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(io.MultiWriter(tlog{t}, logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	key, err := store.LoadKey(cfg.KeyFile())
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.OpenSQLite(context.Background(), cfg.DBFile(), key)
+	st, _, err := store.Open(context.Background(), cfg.DBFile(), cfg.KeyFile())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,11 +34,7 @@ type fixture struct {
 func setup(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
-	key, err := store.LoadKey(filepath.Join(dir, "key"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.OpenSQLite(context.Background(), filepath.Join(dir, "db"), key)
+	st, _, err := store.Open(context.Background(), filepath.Join(dir, "db"), filepath.Join(dir, "key"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,30 +72,12 @@ func (wr *writer) part(p *Part, host bool) error {
 	if err := wr.multipartHeader(p); err != nil {
 		return err
 	}
-	pos := p.BodyStart
-	for _, c := range p.Children {
-		switch {
-		case wr.pl.removed[c]:
-			// Drop the delimiter before the part with the part.
-			if err := wr.pl.copyRange(wr.w, pos, c.Delim); err != nil {
-				return err
-			}
-			pos = c.End
-		case wr.pl.dirty[c]:
-			if err := wr.pl.copyRange(wr.w, pos, c.Start); err != nil {
-				return err
-			}
-			if err := wr.part(c, false); err != nil {
-				return err
-			}
-			pos = c.End
-		}
-	}
 	if !host {
-		if err := wr.pl.copyRange(wr.w, pos, p.End); err != nil {
-			return err
-		}
-		return wr.closeIfUnclosed(p)
+		return wr.body(p)
+	}
+	pos, err := wr.children(p)
+	if err != nil {
+		return err
 	}
 	closeAt := p.CloseDelim
 	if closeAt < 0 {
@@ -205,28 +187,39 @@ func (wr *writer) wrap(root *Part) error {
 
 // body writes p from its body start, with changed children rewritten.
 func (wr *writer) body(p *Part) error {
-	pos := p.BodyStart
-	for _, c := range p.Children {
-		switch {
-		case wr.pl.removed[c]:
-			if err := wr.pl.copyRange(wr.w, pos, max(c.Delim, pos)); err != nil {
-				return err
-			}
-			pos = c.End
-		case wr.pl.dirty[c]:
-			if err := wr.pl.copyRange(wr.w, pos, c.Start); err != nil {
-				return err
-			}
-			if err := wr.part(c, false); err != nil {
-				return err
-			}
-			pos = c.End
-		}
+	pos, err := wr.children(p)
+	if err != nil {
+		return err
 	}
 	if err := wr.pl.copyRange(wr.w, pos, p.End); err != nil {
 		return err
 	}
 	return wr.closeIfUnclosed(p)
+}
+
+// children writes p's body up to the end of its last child: removed
+// children go with the delimiter before them, changed ones are written
+// anew, the rest is copied. It returns where it stopped.
+func (wr *writer) children(p *Part) (int64, error) {
+	pos := p.BodyStart
+	for _, c := range p.Children {
+		switch {
+		case wr.pl.removed[c]:
+			if err := wr.pl.copyRange(wr.w, pos, c.Delim); err != nil {
+				return 0, err
+			}
+			pos = c.End
+		case wr.pl.dirty[c]:
+			if err := wr.pl.copyRange(wr.w, pos, c.Start); err != nil {
+				return 0, err
+			}
+			if err := wr.part(c, false); err != nil {
+				return 0, err
+			}
+			pos = c.End
+		}
+	}
+	return pos, nil
 }
 
 // closeIfUnclosed ends a rewritten multipart that came without its closing

@@ -243,26 +243,25 @@ func (se *session) Data(r io.Reader) error {
 		case errors.As(err, &reason): // the size limit: go-smtp's own 552
 		case errors.Is(err, smtp.ErrTooLongLine):
 			reason = toSMTP(reply.Perm(reply.CodeMediaError,
-				fmt.Sprintf("Message not sent: a line is longer than %d bytes", maxLineLength), err)).(*smtp.SMTPError)
+				fmt.Sprintf("Message not sent: a line is longer than %d bytes", maxLineLength), err))
 		default:
-			reason = toSMTP(reply.Temp(reply.CodeOther, "Error receiving the message, please try again", err)).(*smtp.SMTPError)
+			reason = toSMTP(reply.Temp(reply.CodeOther, "Error receiving the message, please try again", err))
 		}
 		se.s.log.Warn("message", "from", se.env.From, "rcpts", se.env.Addrs(), "action", "refused",
 			"result", fmt.Sprintf("%d %d.%d.%d", reason.Code, reason.EnhancedCode[0], reason.EnhancedCode[1], reason.EnhancedCode[2]),
 			"error", err.Error())
 		return reason
 	}
-	err := se.s.handler.Handle(se.s.ctx, se.env, msg)
-	return toSMTP(err)
+	if err := se.s.handler.Handle(se.s.ctx, se.env, msg); err != nil {
+		return toSMTP(err) // never a typed nil: go-smtp would answer 554
+	}
+	return nil
 }
 
-// toSMTP is the boundary: any error becomes an unwrapped *smtp.SMTPError,
+// toSMTP is the boundary: any (non-nil) error becomes an unwrapped *smtp.SMTPError,
 // an unclassified one a 451 with a generic text (details are logged by
 // the handler).
-func toSMTP(err error) error {
-	if err == nil {
-		return nil
-	}
+func toSMTP(err error) *smtp.SMTPError {
 	re := reply.From(err)
 	return &smtp.SMTPError{Code: re.Code, EnhancedCode: smtp.EnhancedCode(re.Enhanced), Message: re.Text}
 }

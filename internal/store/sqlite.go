@@ -88,6 +88,21 @@ func OpenSQLite(ctx context.Context, path string, key []byte) (*SQLite, error) {
 	return s, nil
 }
 
+// Open opens the SQLite store at dbFile with the key in keyFile, making
+// the key on first use, and returns the key too (the web's CSRF key is
+// derived from it).
+func Open(ctx context.Context, dbFile, keyFile string) (*SQLite, []byte, error) {
+	key, err := LoadKey(keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := OpenSQLite(ctx, dbFile, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, key, nil
+}
+
 func (s *SQLite) migrate(ctx context.Context) error {
 	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return err

@@ -44,11 +44,7 @@ func setup(t *testing.T) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	ctx := context.Background()
-	key, err := store.LoadKey(filepath.Join(dir, "k"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.OpenSQLite(ctx, filepath.Join(dir, "db"), key)
+	st, _, err := store.Open(ctx, filepath.Join(dir, "db"), filepath.Join(dir, "k"))
 	if err != nil {
 		t.Fatal(err)
 	}
