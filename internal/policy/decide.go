@@ -1,0 +1,132 @@
+package policy
+
+// Input is what a decision looks at: the envelope.
+type Input struct {
+	Sender string
+	Rcpts  []string
+}
+
+// Config is the part of the configuration decisions use.
+type Config struct {
+	// LocalDomains: only senders here are processed, and recipients here
+	// are internal. Empty: every sender is local, no recipient internal.
+	LocalDomains DomainSet
+	Defaults     Defaults
+}
+
+// Reasons a group gets the message as sent without a rule deciding.
+const (
+	ReasonSenderNotLocal = "sender not local"
+	ReasonInternal       = "internal recipient"
+)
+
+// RuleConfig names the configuration where no stored rule matched or a
+// field was left unset by every rule.
+const RuleConfig = "(config)"
+
+// Group is the recipients that get the same treatment from the same rule.
+type Group struct {
+	// Rule is the pattern of the rule that decided, RuleConfig when no
+	// rule matched; "" when a Reason decided.
+	Rule   string
+	Reason string
+	// Settings are the effective values; only Action matters when it is
+	// not Encrypt.
+	Settings Settings
+	// From says, per field name (delay, zip_method, ...), which rule's
+	// pattern gave its value, or RuleConfig.
+	From  map[string]string
+	Rcpts []string
+}
+
+// Decision is what happens to one message, per recipient group, in the
+// order the recipients came.
+type Decision struct {
+	SenderLocal bool
+	Groups      []Group
+}
+
+// Has reports whether some group gets action a.
+func (d Decision) Has(a Action) bool {
+	for _, g := range d.Groups {
+		if g.Settings.Action == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Decide applies the rules and the configuration to an envelope. It is a
+// pure function: same input, same decision.
+func Decide(in Input, rules Rules, c Config) Decision {
+	if len(c.LocalDomains) > 0 && !c.LocalDomains.Contains(Domain(in.Sender)) {
+		return Decision{Groups: []Group{{Reason: ReasonSenderNotLocal, Settings: Settings{Action: Pass},
+			Rcpts: append([]string(nil), in.Rcpts...)}}}
+	}
+	d := Decision{SenderLocal: true}
+	type key struct {
+		rule, reason string
+		s            Settings
+	}
+	index := map[key]int{}
+	for _, r := range in.Rcpts {
+		dom := Domain(r)
+		var g Group
+		if len(c.LocalDomains) > 0 && c.LocalDomains.Contains(dom) {
+			g = Group{Reason: ReasonInternal, Settings: Settings{Action: Pass}}
+		} else {
+			g = Resolve(rules.Chain(dom), c.Defaults)
+		}
+		k := key{g.Rule, g.Reason, g.Settings}
+		i, ok := index[k]
+		if !ok {
+			i = len(d.Groups)
+			index[k] = i
+			d.Groups = append(d.Groups, g)
+		}
+		d.Groups[i].Rcpts = append(d.Groups[i].Rcpts, r)
+	}
+	return d
+}
+
+// Resolve fills every field from the chain of matching rules (most
+// specific first), then from the defaults.
+func Resolve(chain []Policy, def Defaults) Group {
+	g := Group{Rule: RuleConfig, From: map[string]string{}}
+	if len(chain) > 0 {
+		g.Rule = chain[0].Domain
+	}
+	s := &g.Settings
+	pick := func(field string, set func(p Policy) bool, fallback func()) {
+		for _, p := range chain {
+			if set(p) {
+				g.From[field] = p.Domain
+				return
+			}
+		}
+		g.From[field] = RuleConfig
+		fallback()
+	}
+	pick("action", func(p Policy) bool { s.Action = p.Action; return p.Action != "" },
+		func() { s.Action = Encrypt })
+	pick("password_to", func(p Policy) bool { s.PasswordTo = p.PasswordTo; return p.PasswordTo != "" },
+		func() { s.PasswordTo = ToRecipient })
+	pick("delay", func(p Policy) bool {
+		if p.Delay != nil {
+			s.Delay = *p.Delay
+		}
+		return p.Delay != nil
+	}, func() { s.Delay = def.Delay })
+	pick("zip_method", func(p Policy) bool { s.ZipMethod = p.ZipMethod; return p.ZipMethod != "" },
+		func() { s.ZipMethod = def.ZipMethod })
+	pick("filename_encoding", func(p Policy) bool { s.FilenameEncoding = p.FilenameEncoding; return p.FilenameEncoding != "" },
+		func() { s.FilenameEncoding = def.FilenameEncoding })
+	pick("language", func(p Policy) bool { s.Language = p.Language; return p.Language != "" },
+		func() { s.Language = def.Language })
+	if s.Action != Encrypt {
+		// The zip fields mean nothing here; equal settings keep one group
+		// per rule and action.
+		*s = Settings{Action: s.Action}
+	}
+	return g
+}

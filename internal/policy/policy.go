@@ -1,0 +1,121 @@
+// Package policy decides what happens to a message for each of its
+// recipients: which rule of the admin's per-domain policies applies, and
+// whether the recipient gets the message as sent, a zipped copy, or
+// nothing (the message is refused). Deciding is a pure function of the
+// envelope and the rules; the gateway carries the decision out.
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Action is what a recipient domain gets.
+type Action string
+
+const (
+	// Encrypt: attachments go into a password-protected zip.
+	Encrypt Action = "encrypt"
+	// Pass: the message as sent.
+	Pass Action = "pass"
+	// Reject: mail with attachments is refused (5.7.1).
+	Reject Action = "reject"
+)
+
+// PasswordTo says who gets the password mail, and when.
+type PasswordTo string
+
+const (
+	// ToRecipient: the recipients of the zip, after the delay.
+	ToRecipient PasswordTo = "recipient"
+	// ToSender: the sender, after the delay, to pass on by another channel.
+	ToSender PasswordTo = "sender"
+	// Manual: the recipients, but only when the sender presses Release now.
+	Manual PasswordTo = "manual"
+)
+
+// Values every field takes; the CLI, the store and validation use them.
+var (
+	Actions            = []string{string(Encrypt), string(Pass), string(Reject)}
+	PasswordTos        = []string{string(ToRecipient), string(ToSender), string(Manual)}
+	ZipMethods         = []string{"aes256", "zipcrypto"}
+	FilenameEncodings  = []string{"utf-8", "cp932"}
+	Languages          = []string{"ja", "en", "ja+en"}
+	maxNoteLength      = 1000
+	maxDelay           = 30 * 24 * time.Hour
+	errPatternTemplate = "%q is not a domain, *.domain or *"
+)
+
+// Policy is the admin's rule for one recipient domain pattern: an exact
+// domain ("partner.example"), its subdomains ("*.partner.example"), or
+// every domain ("*"). A field left empty (nil for Delay) comes from the
+// next less specific rule that sets it, and then from the configuration.
+type Policy struct {
+	Domain           string         `json:"domain"`
+	Action           Action         `json:"action,omitempty"`
+	PasswordTo       PasswordTo     `json:"password_to,omitempty"`
+	Delay            *time.Duration `json:"delay,omitempty"`
+	ZipMethod        string         `json:"zip_method,omitempty"`
+	FilenameEncoding string         `json:"filename_encoding,omitempty"`
+	Language         string         `json:"language,omitempty"`
+	Note             string         `json:"note,omitempty"`
+	UpdatedAt        time.Time      `json:"updated_at"`
+}
+
+// Validate reports every bad field of p at once, or nil. The domain must
+// already be normalized (NormalizePattern).
+func (p *Policy) Validate() error {
+	var bad []string
+	if _, err := NormalizePattern(p.Domain); err != nil {
+		bad = append(bad, err.Error())
+	}
+	check := func(field, v string, allowed []string) {
+		if v != "" && !oneOf(v, allowed) {
+			bad = append(bad, fmt.Sprintf("%s: %q is not one of %s", field, v, strings.Join(allowed, ", ")))
+		}
+	}
+	check("action", string(p.Action), Actions)
+	check("password_to", string(p.PasswordTo), PasswordTos)
+	check("zip_method", p.ZipMethod, ZipMethods)
+	check("filename_encoding", p.FilenameEncoding, FilenameEncodings)
+	check("language", p.Language, Languages)
+	if p.Delay != nil && (*p.Delay < 0 || *p.Delay > maxDelay) {
+		bad = append(bad, fmt.Sprintf("delay: %s is not between 0s and %s", *p.Delay, maxDelay))
+	}
+	if len(p.Note) > maxNoteLength {
+		bad = append(bad, fmt.Sprintf("note: longer than %d bytes", maxNoteLength))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("%s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+func oneOf(v string, allowed []string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Settings are the effective values for one recipient: every field set,
+// from its rules and the configuration.
+type Settings struct {
+	Action           Action
+	PasswordTo       PasswordTo
+	Delay            time.Duration
+	ZipMethod        string
+	FilenameEncoding string
+	Language         string
+}
+
+// Defaults are the configuration's values, under every rule.
+type Defaults struct {
+	Delay            time.Duration // release.delay
+	ZipMethod        string        // zip.method
+	FilenameEncoding string        // zip.filename_encoding
+	Language         string        // notice.language
+}
