@@ -44,18 +44,18 @@ func TestNormalizePattern(t *testing.T) {
 
 func TestDomainOfAddress(t *testing.T) {
 	for in, want := range map[string]string{
-		"bob@Partner.Example":       "partner.example",
-		"bob@partner.example.":      "partner.example",
-		"bob@例え.jp":                 "xn--r8jz45g.jp",
-		"bob@xn--r8jz45g.jp":        "xn--r8jz45g.jp",
-		`"a@b"@partner.example`:     "partner.example",
-		"postmaster":                "",
-		"":                          "",
-		"bob@[192.0.2.1]":           "[192.0.2.1]",
-		"bob@under_score.example":   "under_score.example", // IDNA refuses it; it still matches exactly
-		"bob@UNDER_SCORE.example":   "under_score.example",
-		"bob@sub.partner.example":   "sub.partner.example",
-		"ボブ@ｐａｒｔｎｅｒ.example": "partner.example",
+		"bob@Partner.Example":     "partner.example",
+		"bob@partner.example.":    "partner.example",
+		"bob@例え.jp":               "xn--r8jz45g.jp",
+		"bob@xn--r8jz45g.jp":      "xn--r8jz45g.jp",
+		`"a@b"@partner.example`:   "partner.example",
+		"postmaster":              "",
+		"":                        "",
+		"bob@[192.0.2.1]":         "[192.0.2.1]",
+		"bob@under_score.example": "under_score.example", // IDNA refuses it; it still matches exactly
+		"bob@UNDER_SCORE.example": "under_score.example",
+		"bob@sub.partner.example": "sub.partner.example",
+		"ボブ@ｐａｒｔｎｅｒ.example":      "partner.example",
 	} {
 		if got := Domain(in); got != want {
 			t.Errorf("Domain(%q) = %q, want %q", in, got, want)
