@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/zipgate/zipgate/internal/policy"
 )
 
 // Config is the whole configuration. The TOML keys are the lower-case
@@ -34,6 +36,17 @@ type Config struct {
 	Release  Release  `toml:"release"`
 	Web      Web      `toml:"web"`
 	DKIM     DKIM     `toml:"dkim"`
+	Policy   Policy   `toml:"policy"`
+}
+
+// Policy says whose mail zipgate processes. The per-domain rules live in
+// the store (zipgate policy set), so they change without a restart.
+type Policy struct {
+	// LocalDomains are the organization's own domains ("example.co.jp",
+	// "*.example.co.jp" for its subdomains). Only mail from a sender here
+	// is processed; recipients here always get the message as sent. Empty:
+	// every sender counts as local and no recipient as internal.
+	LocalDomains []string `toml:"local_domains"`
 }
 
 // DKIM lists the signing keys, one per sender domain. Mail from a domain
@@ -106,7 +119,7 @@ type Relay struct {
 // Zip says how attachments are packed.
 type Zip struct {
 	// Method is "aes256" (default) or "zipcrypto" (Windows Explorer can
-	// open it, but it is weak; a later policy makes it per domain).
+	// open it, but it is weak: set it per domain with a policy instead).
 	Method string `toml:"method"`
 	// NameTemplate names the zip: a Go template with .Date (20261127),
 	// .Time (153000) and .ID.
@@ -138,6 +151,9 @@ type Notice struct {
 	TemplateDir string `toml:"template_dir"`
 	// Charset of the mails zipgate writes: "utf-8" or "iso-2022-jp".
 	Charset string `toml:"charset"`
+	// Language of the texts zipgate writes: "ja", "en" or "ja+en" (both).
+	// A domain's policy may choose another for what its recipients read.
+	Language string `toml:"language"`
 }
 
 // Defaults is the configuration zipgate runs on without a file.
@@ -167,7 +183,7 @@ func Defaults() Config {
 			FilenameEncoding: "utf-8",
 		},
 		Password: Password{Length: 12, Digits: 3, Symbols: 0},
-		Notice:   Notice{PasswordSubjectPrefix: "[Password] ", Charset: "utf-8"},
+		Notice:   Notice{PasswordSubjectPrefix: "[Password] ", Charset: "utf-8", Language: "ja+en"},
 		Release: Release{
 			Delay:     Duration(10 * time.Minute),
 			Retention: Duration(90 * 24 * time.Hour),
@@ -281,6 +297,16 @@ func (c Config) problems() []string {
 	default:
 		p.add("notice.charset: %q is not utf-8 or iso-2022-jp", c.Notice.Charset)
 	}
+	switch c.Notice.Language {
+	case "ja", "en", "ja+en":
+	default:
+		p.add("notice.language: %q is not ja, en or ja+en", c.Notice.Language)
+	}
+	for _, d := range c.Policy.LocalDomains {
+		if _, err := policy.NormalizePattern(d); err != nil {
+			p.add("policy.local_domains: %v", err)
+		}
+	}
 	if c.Notice.TemplateDir != "" {
 		if st, err := os.Stat(c.Notice.TemplateDir); err != nil || !st.IsDir() {
 			p.add("notice.template_dir: %q is not a directory", c.Notice.TemplateDir)
@@ -340,6 +366,16 @@ func (p *Problems) add(format string, args ...any) {
 }
 
 func (p *Problems) Error() string { return strings.Join(p.List, "\n") }
+
+// PolicyConfig is what policy decisions take from the configuration;
+// call it on a validated configuration.
+func (c Config) PolicyConfig() policy.Config {
+	local, _ := policy.NewDomainSet(c.Policy.LocalDomains)
+	return policy.Config{LocalDomains: local, Defaults: policy.Defaults{
+		Delay: c.Release.Delay.D(), ZipMethod: c.Zip.Method,
+		FilenameEncoding: c.Zip.FilenameEncoding, Language: c.Notice.Language,
+	}}
+}
 
 // KeyFile is where the store key lives.
 func (c Config) KeyFile() string {

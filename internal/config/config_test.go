@@ -71,3 +71,35 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicySection(t *testing.T) {
+	c, err := Load(writeFile(t, `
+[policy]
+local_domains = ["Example.co.jp", "*.example.co.jp"]
+[notice]
+language = "ja"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	pc := c.PolicyConfig()
+	if !pc.LocalDomains.Contains("example.co.jp") || !pc.LocalDomains.Contains("osaka.example.co.jp") || pc.LocalDomains.Contains("example.com") {
+		t.Errorf("local domains %v", pc.LocalDomains)
+	}
+	if pc.Defaults.Language != "ja" || pc.Defaults.Delay != 10*time.Minute || pc.Defaults.ZipMethod != "aes256" {
+		t.Errorf("defaults %+v", pc.Defaults)
+	}
+
+	c = Defaults()
+	c.Policy.LocalDomains = []string{"example.co.jp", "bad domain", "*"}
+	c.Notice.Language = "fr"
+	err = c.Validate()
+	for _, want := range []string{`policy.local_domains: "bad domain" is not a domain`, `notice.language: "fr"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q missing from:\n%v", want, err)
+		}
+	}
+}
