@@ -12,6 +12,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // database/sql driver "sqlite", no cgo
+
+	"github.com/zipgate/zipgate/internal/policy"
 )
 
 // migrations are applied in order, each once, each in a transaction.
@@ -42,6 +44,51 @@ var migrations = []string{
 	CREATE INDEX jobs_by_state_due ON jobs(state, due_at);`,
 	// 2: List (jobs CLI, the health check) reads newest first.
 	`CREATE INDEX jobs_by_created ON jobs(created_at);`,
+	// 3: per-domain policies; a record of every message and of each
+	// recipient the next hop accepted it for (what makes a retried
+	// message exactly-once); jobs know their message and policy.
+	`CREATE TABLE policies (
+		domain            TEXT PRIMARY KEY,
+		action            TEXT NOT NULL DEFAULT '',
+		password_to       TEXT NOT NULL DEFAULT '',
+		delay_ms          INTEGER,
+		zip_method        TEXT NOT NULL DEFAULT '',
+		filename_encoding TEXT NOT NULL DEFAULT '',
+		language          TEXT NOT NULL DEFAULT '',
+		note              TEXT NOT NULL DEFAULT '',
+		updated_at        INTEGER NOT NULL
+	);
+	CREATE TABLE messages (
+		id         TEXT PRIMARY KEY,
+		msg_key    BLOB NOT NULL,
+		created_at INTEGER NOT NULL,
+		updated_at INTEGER NOT NULL,
+		sender     TEXT NOT NULL,
+		rcpts      TEXT NOT NULL,
+		queue_id   TEXT NOT NULL DEFAULT '',
+		message_id TEXT NOT NULL DEFAULT '',
+		subject    TEXT NOT NULL DEFAULT '',
+		size       INTEGER NOT NULL DEFAULT 0,
+		groups     TEXT NOT NULL DEFAULT '[]',
+		result     TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX messages_by_key ON messages(msg_key);
+	CREATE INDEX messages_by_created ON messages(created_at);
+	CREATE TABLE deliveries (
+		msg_key      BLOB NOT NULL,
+		rcpt         TEXT NOT NULL,
+		message      TEXT NOT NULL,
+		job          TEXT NOT NULL DEFAULT '',
+		delivered_at INTEGER NOT NULL,
+		PRIMARY KEY (msg_key, rcpt)
+	);
+	CREATE INDEX deliveries_by_time ON deliveries(delivered_at);
+	ALTER TABLE jobs ADD COLUMN message TEXT NOT NULL DEFAULT '';
+	ALTER TABLE jobs ADD COLUMN msg_key BLOB;
+	ALTER TABLE jobs ADD COLUMN password_to TEXT NOT NULL DEFAULT 'recipient';
+	ALTER TABLE jobs ADD COLUMN language TEXT NOT NULL DEFAULT '';
+	ALTER TABLE jobs ADD COLUMN rule TEXT NOT NULL DEFAULT '';
+	CREATE INDEX jobs_by_key ON jobs(msg_key);`,
 }
 
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
@@ -166,18 +213,31 @@ func (s *SQLite) Create(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	rcpts, _ := json.Marshal(j.Rcpts)
-	files, _ := json.Marshal(j.Files)
-	_, err = s.db.ExecContext(ctx, `INSERT INTO jobs
-		(id, state, sender, rcpts, header_from, header_to, header_cc, subject, message_id,
-		 zip_name, files, password, created_at, due_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		j.ID, Pending, j.Sender, string(rcpts), j.HeaderFrom, j.HeaderTo, j.HeaderCc, j.Subject, j.MessageID,
-		j.ZipName, string(files), sealed, ms(j.CreatedAt), ms(j.DueAt))
+	_, err = s.db.ExecContext(ctx, insertJob, s.jobArgs(j, sealed)...)
 	if err == nil {
 		j.State = Pending
 	}
 	return err
+}
+
+const insertJob = `INSERT INTO jobs
+	(id, state, sender, rcpts, header_from, header_to, header_cc, subject, message_id,
+	 zip_name, files, password, created_at, due_at, message, msg_key, password_to, language, rule)
+	VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+func (s *SQLite) jobArgs(j *Job, sealed []byte) []any {
+	rcpts, _ := json.Marshal(j.Rcpts)
+	files, _ := json.Marshal(j.Files)
+	return []any{j.ID, j.Sender, string(rcpts), j.HeaderFrom, j.HeaderTo, j.HeaderCc, j.Subject, j.MessageID,
+		j.ZipName, string(files), sealed, ms(j.CreatedAt), ms(j.DueAt), j.Message, j.Key,
+		string(orDefaultPT(j.PasswordTo)), j.Language, j.Rule}
+}
+
+func orDefaultPT(p policy.PasswordTo) policy.PasswordTo {
+	if p == "" {
+		return policy.ToRecipient
+	}
+	return p
 }
 
 // transition runs an UPDATE that applies only in the given states and
@@ -219,7 +279,7 @@ func (s *SQLite) Discard(ctx context.Context, id string) error {
 }
 
 func (s *SQLite) Recover(ctx context.Context) (int, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled' WHERE state IN ('pending', 'sending')`)
+	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled' WHERE state = 'sending'`)
 	if err != nil {
 		return 0, err
 	}
@@ -232,14 +292,15 @@ func (s *SQLite) Cancel(ctx context.Context, id string, now time.Time) error {
 		WHERE id = ? AND state IN ('pending', 'scheduled')`, ms(now), id)
 }
 
+// ReleaseNow also releases a job that waits for the sender (due_at 0).
 func (s *SQLite) ReleaseNow(ctx context.Context, id string, now time.Time) error {
-	return s.transition(ctx, id, `UPDATE jobs SET due_at = MIN(due_at, ?), next_attempt = 0
-		WHERE id = ? AND state IN ('pending', 'scheduled')`, ms(now), id)
+	return s.transition(ctx, id, `UPDATE jobs SET due_at = CASE WHEN due_at = 0 OR due_at > ? THEN ? ELSE due_at END,
+		next_attempt = 0 WHERE id = ? AND state IN ('pending', 'scheduled')`, ms(now), ms(now), id)
 }
 
 func (s *SQLite) Claim(ctx context.Context, id string, now time.Time) error {
 	return s.transition(ctx, id, `UPDATE jobs SET state = 'sending'
-		WHERE id = ? AND state = 'scheduled' AND due_at <= ? AND next_attempt <= ?`, id, ms(now), ms(now))
+		WHERE id = ? AND state = 'scheduled' AND due_at > 0 AND due_at <= ? AND next_attempt <= ?`, id, ms(now), ms(now))
 }
 
 func (s *SQLite) MarkReleased(ctx context.Context, id string, now time.Time) error {
@@ -278,18 +339,33 @@ func (s *SQLite) MarkConfirmSent(ctx context.Context, id string) error {
 	return err
 }
 
+// Purge deletes finished jobs, jobs left pending (their message never
+// came back from Postfix), and the records of messages, all older than
+// before. It counts the jobs.
 func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM jobs WHERE finished_at > 0 AND finished_at < ?`, ms(before))
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE (finished_at > 0 AND finished_at < ?)
+		OR (state = 'pending' AND created_at < ?)`, ms(before), ms(before))
 	if err != nil {
 		return 0, err
 	}
 	n, _ := res.RowsAffected()
-	return int(n), nil
+	if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE delivered_at < ?`, ms(before)); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE updated_at < ?`, ms(before)); err != nil {
+		return 0, err
+	}
+	return int(n), tx.Commit()
 }
 
 const jobColumns = `id, state, sender, rcpts, header_from, header_to, header_cc, subject, message_id,
 	zip_name, files, password, token_hash, created_at, due_at, finished_at, attempts, next_attempt,
-	last_error, notice_sent, confirm_sent`
+	last_error, notice_sent, confirm_sent, message, msg_key, password_to, language, rule`
 
 func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) {
 	var j Job
@@ -298,7 +374,7 @@ func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) {
 	var created, due, finished, next int64
 	err := row.Scan(&j.ID, &j.State, &j.Sender, &rcpts, &j.HeaderFrom, &j.HeaderTo, &j.HeaderCc, &j.Subject,
 		&j.MessageID, &j.ZipName, &files, &sealed, &j.TokenHash, &created, &due, &finished, &j.Attempts, &next,
-		&j.LastError, &j.NoticeSent, &j.ConfirmSent)
+		&j.LastError, &j.NoticeSent, &j.ConfirmSent, &j.Message, &j.Key, &j.PasswordTo, &j.Language, &j.Rule)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -353,7 +429,7 @@ func (s *SQLite) List(ctx context.Context, state State, limit int) ([]*Job, erro
 
 func (s *SQLite) Work(ctx context.Context, now time.Time, limit int) ([]*Job, error) {
 	return s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE
-		(state = 'scheduled' AND due_at <= ? AND next_attempt <= ?)
+		(state = 'scheduled' AND due_at > 0 AND due_at <= ? AND next_attempt <= ?)
 		OR (state IN ('scheduled', 'released', 'canceled', 'failed') AND notice_sent = 0)
 		OR (state IN ('released', 'canceled', 'failed') AND confirm_sent = 0)
 		ORDER BY due_at, id LIMIT ?`, ms(now), ms(now), limit)
@@ -362,7 +438,7 @@ func (s *SQLite) Work(ctx context.Context, now time.Time, limit int) ([]*Job, er
 func (s *SQLite) NextWake(ctx context.Context) (time.Time, error) {
 	var t sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT MIN(t) FROM (
-		SELECT MAX(due_at, next_attempt) AS t FROM jobs WHERE state = 'scheduled'
+		SELECT MAX(due_at, next_attempt) AS t FROM jobs WHERE state = 'scheduled' AND due_at > 0
 		UNION ALL
 		SELECT 1 FROM jobs WHERE (state IN ('scheduled', 'released', 'canceled', 'failed') AND notice_sent = 0)
 			OR (state IN ('released', 'canceled', 'failed') AND confirm_sent = 0))`).Scan(&t)

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/zipgate/zipgate/internal/policy"
 )
 
 // State is where a job is in its life.
@@ -15,8 +17,9 @@ type State string
 
 const (
 	// Pending: the message is being relayed; its password must not go
-	// yet. A job still pending after a crash is promoted to Scheduled,
-	// since the message may have left.
+	// yet. A job left pending by a crash waits for Postfix's retry of
+	// the message, which reuses it (and its password) and schedules it
+	// once the next hop took the message.
 	Pending   State = "pending"
 	Scheduled State = "scheduled"
 	// Sending: claimed by a scheduler that is relaying the password mail
@@ -45,17 +48,31 @@ type Job struct {
 	HeaderTo   string
 	HeaderCc   string
 	Subject    string // decoded
-	MessageID  string
+	MessageID  string // the Message-ID field
 	ZipName    string
 	Files      []File
 	Password   string // in clear here; encrypted at rest, wiped once final
+
+	// Message is the id of zipgate's record of the message (Messages),
+	// Key the key of that message (Message.Key): a retry of the message
+	// finds its job by it and reuses the password.
+	Message string
+	Key     []byte
+	// PasswordTo is who gets the password: the recipients (Rcpts), the
+	// sender, or the recipients once the sender releases it (Manual; the
+	// job then has no DueAt until Release now).
+	PasswordTo policy.PasswordTo
+	// Language of the password mail ("ja", "en", "ja+en"); "" = default.
+	Language string
+	// Rule is the pattern of the policy that decided the zip.
+	Rule string
 
 	// TokenHash is the sha256 of the sender page token. The token itself
 	// is made when the sender notice goes out and only the notice has it.
 	TokenHash []byte
 
 	CreatedAt  time.Time
-	DueAt      time.Time
+	DueAt      time.Time // zero: waits for Release now (PasswordTo Manual)
 	FinishedAt time.Time // released, canceled or failed; zero while open
 
 	Attempts    int
@@ -79,15 +96,26 @@ var (
 
 // Store is what the gateway, the scheduler, the web page and the CLI use.
 type Store interface {
+	Jobs
+	Policies
+	Messages
+	// Purge deletes finished jobs, jobs left pending and message records
+	// older than before; it returns how many jobs went.
+	Purge(ctx context.Context, before time.Time) (int, error)
+	Close() error
+}
+
+// Jobs are the release jobs: one per zipped copy of a message.
+type Jobs interface {
 	// Create writes a new Pending job durably.
 	Create(ctx context.Context, j *Job) error
 	// Schedule moves a Pending job to Scheduled once its message left.
 	Schedule(ctx context.Context, id string) error
 	// Discard deletes a Pending job whose message did not leave.
 	Discard(ctx context.Context, id string) error
-	// Recover runs at start: jobs left Pending by a crash are scheduled
-	// (their message may have left) and jobs left Sending are scheduled
-	// again (the password may not have gone).
+	// Recover runs at start: jobs left Sending are scheduled again (the
+	// password may not have gone). Jobs left Pending stay: Postfix
+	// retries their message, and the retry reuses them.
 	Recover(ctx context.Context) (int, error)
 
 	Get(ctx context.Context, id string) (*Job, error)
@@ -97,7 +125,8 @@ type Store interface {
 
 	// Cancel stops a Scheduled job: ErrAlreadyReleased after release.
 	Cancel(ctx context.Context, id string, now time.Time) error
-	// ReleaseNow makes a Scheduled job due at once.
+	// ReleaseNow makes a Scheduled job due at once (also one that waits
+	// for the sender).
 	ReleaseNow(ctx context.Context, id string, now time.Time) error
 
 	// Work returns jobs that need the scheduler at now: due passwords
@@ -118,8 +147,19 @@ type Store interface {
 	SetToken(ctx context.Context, id string, tokenHash []byte) error
 	MarkNoticeSent(ctx context.Context, id string) error
 	MarkConfirmSent(ctx context.Context, id string) error
-
-	// Purge deletes finished jobs older than before.
-	Purge(ctx context.Context, before time.Time) (int, error)
-	Close() error
 }
+
+// Policies are the admin's per-domain rules. Domains are kept
+// normalized (policy.NormalizePattern).
+type Policies interface {
+	ListPolicies(ctx context.Context) ([]policy.Policy, error)
+	// GetPolicy returns ErrNoPolicy when the domain has none.
+	GetPolicy(ctx context.Context, domain string) (*policy.Policy, error)
+	// PutPolicy creates or replaces the rule for p.Domain.
+	PutPolicy(ctx context.Context, p *policy.Policy) error
+	// DeletePolicy returns ErrNoPolicy when there was none.
+	DeletePolicy(ctx context.Context, domain string) error
+}
+
+// ErrNoPolicy: no rule for that domain pattern.
+var ErrNoPolicy = errors.New("no policy for that domain")

@@ -1,0 +1,240 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Message is zipgate's record of one message: what was decided for each
+// recipient group and what the reply was. With the deliveries (for which
+// recipients the next hop took it) it makes a message that Postfix
+// retries go out once, and it is what the audit reads.
+type Message struct {
+	ID string
+	// Key identifies the message across Postfix's retries: a hash of its
+	// envelope sender and its bytes (see gateway).
+	Key       []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Sender    string
+	Rcpts     []string
+	QueueID   string // Postfix's, from its Received field
+	MessageID string // the Message-ID field
+	Subject   string // decoded
+	Size      int64
+	Groups    []Group
+	Result    string // the last reply to Postfix, "250" or "554 5.7.1 ..."
+}
+
+// Group is one recipient group of a message: which rule decided and what
+// the recipients got.
+type Group struct {
+	Rule   string   `json:"rule,omitempty"`
+	Reason string   `json:"reason,omitempty"`
+	Action string   `json:"action"`
+	Rcpts  []string `json:"rcpts"`
+	Job    string   `json:"job,omitempty"`
+}
+
+// Prior is what earlier tries of a message left.
+type Prior struct {
+	// Message is the record of an earlier try with the same key and the
+	// same recipients; nil on the first try.
+	Message *Message
+	// Delivered are the recipients the next hop already took it for.
+	Delivered map[string]bool
+	// Pending are jobs of zipped copies whose try ended without knowing
+	// whether they left (a crash, no reply after the data): the retry
+	// reuses them, so one password opens whichever copy arrived.
+	Pending []*Job
+}
+
+// ErrNoMessage: no record with that id.
+var ErrNoMessage = errors.New("no such message")
+
+// Messages are the message records and their deliveries.
+type Messages interface {
+	// Prior looks up what earlier tries of the message left.
+	Prior(ctx context.Context, key []byte, rcpts []string) (*Prior, error)
+	// SaveMessage writes m (new, or updated by id) and creates jobs as
+	// Pending, in one transaction.
+	SaveMessage(ctx context.Context, m *Message, jobs ...*Job) error
+	// Delivered records, in one transaction, m as it is now, that the
+	// next hop took it for rcpts, and moves job (unless "") from Pending
+	// to Scheduled. A job canceled meanwhile stays canceled.
+	Delivered(ctx context.Context, m *Message, rcpts []string, job string, now time.Time) error
+	GetMessage(ctx context.Context, id string) (*Message, error)
+	// ListMessages returns records, newest first.
+	ListMessages(ctx context.Context, limit int) ([]*Message, error)
+}
+
+func (s *SQLite) Prior(ctx context.Context, key []byte, rcpts []string) (*Prior, error) {
+	p := &Prior{Delivered: map[string]bool{}}
+	rows, err := s.db.QueryContext(ctx, `SELECT rcpt FROM deliveries WHERE msg_key = ?`, key)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		p.Delivered[r] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	tries, err := s.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages WHERE msg_key = ? ORDER BY created_at DESC`, key)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range tries {
+		if sameSet(m.Rcpts, rcpts) {
+			p.Message = m
+			break
+		}
+	}
+	p.Pending, err = s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'pending' ORDER BY id`, key)
+	return p, err
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(slices.Compact(a), slices.Compact(b))
+}
+
+const upsertMessage = `INSERT INTO messages
+	(id, msg_key, created_at, updated_at, sender, rcpts, queue_id, message_id, subject, size, groups, result)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at, queue_id = excluded.queue_id,
+		groups = excluded.groups, result = excluded.result`
+
+func messageArgs(m *Message) []any {
+	rcpts, _ := json.Marshal(m.Rcpts)
+	groups, _ := json.Marshal(m.Groups)
+	if m.Groups == nil {
+		groups = []byte("[]")
+	}
+	return []any{m.ID, m.Key, ms(m.CreatedAt), ms(m.UpdatedAt), m.Sender, string(rcpts), m.QueueID, m.MessageID,
+		m.Subject, m.Size, string(groups), m.Result}
+}
+
+func (s *SQLite) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) error {
+	sealed := make([][]byte, len(jobs))
+	for i, j := range jobs {
+		var err error
+		if sealed[i], err = s.sec.seal(j.ID, j.Password); err != nil {
+			return err
+		}
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {
+		return fmt.Errorf("message %s: %w", m.ID, err)
+	}
+	for i, j := range jobs {
+		if _, err := tx.ExecContext(ctx, insertJob, s.jobArgs(j, sealed[i])...); err != nil {
+			return fmt.Errorf("job %s: %w", j.ID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		j.State = Pending
+	}
+	return nil
+}
+
+func (s *SQLite) Delivered(ctx context.Context, m *Message, rcpts []string, job string, now time.Time) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {
+		return fmt.Errorf("message %s: %w", m.ID, err)
+	}
+	for _, r := range rcpts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (msg_key, rcpt, message, job, delivered_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.Key, r, m.ID, job, ms(now)); err != nil {
+			return err
+		}
+	}
+	var state State
+	if job != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled' WHERE id = ? AND state = 'pending'`, job); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, job).Scan(&state); errors.Is(err, sql.ErrNoRows) {
+			state = ""
+		} else if err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	// The delivery is recorded either way; a missing job is worth a line
+	// in the log, a canceled one is what the admin wanted.
+	if job != "" && state == "" {
+		return fmt.Errorf("job %s: %w", job, ErrNotFound)
+	}
+	return nil
+}
+
+const messageColumns = `id, msg_key, created_at, updated_at, sender, rcpts, queue_id, message_id, subject, size, groups, result`
+
+func (s *SQLite) queryMessages(ctx context.Context, q string, args ...any) ([]*Message, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Message
+	for rows.Next() {
+		var m Message
+		var created, updated int64
+		var rcpts, groups string
+		if err := rows.Scan(&m.ID, &m.Key, &created, &updated, &m.Sender, &rcpts, &m.QueueID, &m.MessageID,
+			&m.Subject, &m.Size, &groups, &m.Result); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(rcpts), &m.Rcpts); err != nil {
+			return nil, fmt.Errorf("message %s recipients: %w", m.ID, err)
+		}
+		if err := json.Unmarshal([]byte(groups), &m.Groups); err != nil {
+			return nil, fmt.Errorf("message %s groups: %w", m.ID, err)
+		}
+		m.CreatedAt, m.UpdatedAt = fromMS(created), fromMS(updated)
+		out = append(out, &m)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) GetMessage(ctx context.Context, id string) (*Message, error) {
+	found, err := s.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(found) == 0 {
+		return nil, ErrNoMessage
+	}
+	return found[0], nil
+}
+
+func (s *SQLite) ListMessages(ctx context.Context, limit int) ([]*Message, error) {
+	return s.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages ORDER BY created_at DESC, id LIMIT ?`, limit)
+}

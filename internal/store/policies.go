@@ -1,0 +1,90 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/zipgate/zipgate/internal/policy"
+)
+
+const policyColumns = `domain, action, password_to, delay_ms, zip_method, filename_encoding, language, note, updated_at`
+
+func scanPolicy(row interface{ Scan(...any) error }) (*policy.Policy, error) {
+	var p policy.Policy
+	var delay sql.NullInt64
+	var updated int64
+	err := row.Scan(&p.Domain, &p.Action, &p.PasswordTo, &delay, &p.ZipMethod, &p.FilenameEncoding, &p.Language,
+		&p.Note, &updated)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoPolicy
+	}
+	if err != nil {
+		return nil, err
+	}
+	if delay.Valid {
+		d := time.Duration(delay.Int64) * time.Millisecond
+		p.Delay = &d
+	}
+	p.UpdatedAt = fromMS(updated)
+	return &p, nil
+}
+
+func (s *SQLite) ListPolicies(ctx context.Context) ([]policy.Policy, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+policyColumns+` FROM policies ORDER BY domain`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []policy.Policy
+	for rows.Next() {
+		p, err := scanPolicy(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *p)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) GetPolicy(ctx context.Context, domain string) (*policy.Policy, error) {
+	domain, err := policy.NormalizePattern(domain)
+	if err != nil {
+		return nil, err
+	}
+	return scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies WHERE domain = ?`, domain))
+}
+
+func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	p.Domain, _ = policy.NormalizePattern(p.Domain)
+	var delay sql.NullInt64
+	if p.Delay != nil {
+		delay = sql.NullInt64{Int64: p.Delay.Milliseconds(), Valid: true}
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
+			delay_ms = excluded.delay_ms, zip_method = excluded.zip_method,
+			filename_encoding = excluded.filename_encoding, language = excluded.language,
+			note = excluded.note, updated_at = excluded.updated_at`,
+		p.Domain, p.Action, p.PasswordTo, delay, p.ZipMethod, p.FilenameEncoding, p.Language, p.Note, ms(p.UpdatedAt))
+	return err
+}
+
+func (s *SQLite) DeletePolicy(ctx context.Context, domain string) error {
+	domain, err := policy.NormalizePattern(domain)
+	if err != nil {
+		return err
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM policies WHERE domain = ?`, domain)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNoPolicy
+	}
+	return nil
+}
