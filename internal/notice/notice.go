@@ -30,6 +30,7 @@ var builtin embed.FS
 // The mail templates, by file name.
 const (
 	Password        = "password.txt"
+	PasswordSender  = "password_sender.txt" // the password to the sender, who passes it on
 	SenderScheduled = "sender_scheduled.txt"
 	SenderReleased  = "sender_released.txt"
 	SenderCanceled  = "sender_canceled.txt"
@@ -37,7 +38,32 @@ const (
 	body            = "body.txt"
 )
 
-var mailTemplates = []string{Password, SenderScheduled, SenderReleased, SenderCanceled, SenderFailed}
+var mailTemplates = []string{Password, PasswordSender, SenderScheduled, SenderReleased, SenderCanceled, SenderFailed}
+
+// Languages: each template holds both, in {{if .Ja}} and {{if .En}}
+// sections; "ja+en" shows both, Japanese first.
+const (
+	Japanese = "ja"
+	English  = "en"
+	Both     = "ja+en"
+)
+
+// lang answers the templates' .Ja, .En and .L for a language ("" = both).
+type lang string
+
+func (l lang) Ja() bool { return l != English }
+func (l lang) En() bool { return l != Japanese }
+
+// L picks the label for the language: "宛先 / Recipients" in both.
+func (l lang) L(ja, en string) string {
+	switch l {
+	case Japanese:
+		return ja
+	case English:
+		return en
+	}
+	return ja + " / " + en
+}
 
 // File is one attachment as the notices show it.
 type File struct {
@@ -49,7 +75,14 @@ type File struct {
 type BodyData struct {
 	ZipName string
 	Files   []File
+	// PasswordTo is "recipient", "sender" or "manual" (policy.PasswordTo).
+	PasswordTo string
+	lang
 }
+
+// SetLanguage chooses the language: "ja", "en" or "ja+en"; "" means the
+// templates' default.
+func (d *BodyData) SetLanguage(l string) { d.lang = lang(l) }
 
 // Data fills the mail templates; each uses what it needs.
 type Data struct {
@@ -63,7 +96,14 @@ type Data struct {
 	When     time.Time // when it was released or canceled
 	Link     string    // the sender page
 	Reason   string    // why it failed
+	// PasswordTo is "recipient", "sender" or "manual" (policy.PasswordTo).
+	PasswordTo string
+	lang
 }
+
+// SetLanguage chooses the language: "ja", "en" or "ja+en"; "" means the
+// templates' default.
+func (d *Data) SetLanguage(l string) { d.lang = lang(l) }
 
 var funcs = template.FuncMap{
 	"size": HumanSize,
@@ -78,8 +118,9 @@ var funcs = template.FuncMap{
 
 // Templates holds the parsed templates.
 type Templates struct {
-	t       map[string]*template.Template
-	charset string
+	t        map[string]*template.Template
+	charset  string
+	language string
 }
 
 // Options say where edited templates are and how mails are written.
@@ -90,14 +131,19 @@ type Options struct {
 	Dir string
 	// Charset is "utf-8" (default) or "iso-2022-jp".
 	Charset string
+	// Language is the default: "ja", "en" or "ja+en" (default).
+	Language string
 }
 
 // Load parses the templates: an edited copy in o.Dir wins over the
 // built-in one.
 func Load(o Options) (*Templates, error) {
-	t := &Templates{t: map[string]*template.Template{}, charset: o.Charset}
+	t := &Templates{t: map[string]*template.Template{}, charset: o.Charset, language: o.Language}
 	if t.charset == "" {
 		t.charset = "utf-8"
+	}
+	if t.language == "" {
+		t.language = Both
 	}
 	for _, name := range append([]string{body}, mailTemplates...) {
 		text, err := fs.ReadFile(builtin, "templates/"+name)
@@ -127,6 +173,12 @@ func Load(o Options) (*Templates, error) {
 
 // Body renders the notice added to the body of a rewritten message.
 func (t *Templates) Body(d BodyData) (string, error) {
+	if d.lang == "" {
+		d.lang = lang(t.language)
+	}
+	if d.PasswordTo == "" {
+		d.PasswordTo = "recipient"
+	}
 	var b strings.Builder
 	if err := t.t[body].Execute(&b, d); err != nil {
 		return "", fmt.Errorf("notice template: %w", err)
@@ -152,6 +204,12 @@ func (t *Templates) Mail(name string, h Header, d Data) ([]byte, error) {
 	tt := t.t[name]
 	if tt == nil {
 		return nil, fmt.Errorf("no template %s", name)
+	}
+	if d.lang == "" {
+		d.lang = lang(t.language)
+	}
+	if d.PasswordTo == "" {
+		d.PasswordTo = "recipient"
 	}
 	var text bytes.Buffer
 	if err := tt.Execute(&text, d); err != nil {

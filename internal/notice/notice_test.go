@@ -155,3 +155,91 @@ func TestLongAddressListsAreFolded(t *testing.T) {
 		t.Fatalf("To does not parse back: %v (%d)", err, len(list))
 	}
 }
+
+// Each language shows only its own text; "ja+en" both, Japanese first.
+func TestLanguages(t *testing.T) {
+	tm, err := Load(Options{Language: English})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := time.Date(2026, 11, 27, 15, 4, 0, 0, jst)
+	for _, tc := range []struct {
+		lang      string
+		want, not []string
+	}{
+		{"", []string{"Password: pw1"}, []string{"パスワード"}}, // the templates' default
+		{Japanese, []string{"パスワード: pw1", "でお送りした"}, []string{"Password:"}},
+		{English, []string{"Password: pw1"}, []string{"パスワード"}},
+		{Both, []string{"パスワード: pw1", "Password: pw1"}, nil},
+	} {
+		d := Data{Subject: "見積", ZipName: "a.zip", Password: "pw1", Sent: sent, Files: []File{{"a.pdf", 5}}}
+		d.SetLanguage(tc.lang)
+		raw, err := tm.Mail(Password, Header{ID: "x", Hostname: "h", Kind: "password", Date: sent}, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, body := read(t, raw)
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%q: %q missing from:\n%s", tc.lang, w, body)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(body, w) {
+				t.Errorf("%q: %q in:\n%s", tc.lang, w, body)
+			}
+		}
+		if tc.lang == Both && strings.Index(body, "パスワード:") > strings.Index(body, "Password:") {
+			t.Errorf("English before Japanese:\n%s", body)
+		}
+	}
+	b := BodyData{ZipName: "a.zip", Files: []File{{"a.pdf", 5}}}
+	b.SetLanguage(Japanese)
+	got, err := tm.Body(b)
+	if err != nil || !strings.Contains(got, "パスワードは別のメールでお送りします") || strings.Contains(got, "The password") {
+		t.Errorf("ja body notice %q, %v", got, err)
+	}
+}
+
+// Who gets the password changes what the sender and the recipients read.
+func TestPasswordToSenderAndManual(t *testing.T) {
+	tm, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := time.Date(2026, 11, 27, 15, 14, 0, 0, jst)
+	h := Header{ID: "x", Hostname: "gw", From: "postmaster@example.jp", To: "taro@example.jp", Subject: "s", Kind: "notice", Date: due}
+	for _, tc := range []struct {
+		to        string
+		name      string
+		want, not []string
+	}{
+		{"sender", SenderScheduled, []string{"あなた宛てに送られます", "mailed to you at 2026-11-27 15:14 JST", "https://gw/s/T"}, []string{"に宛先へ送られます"}},
+		{"manual", SenderScheduled, []string{"「今すぐ送る」を押すまで", `until you press "Release now"`, "https://gw/s/T"}, []string{"15:14"}},
+		{"recipient", SenderScheduled, []string{"2026-11-27 15:14 JST に宛先へ送られます", "goes to the recipients at"}, []string{"あなた宛て"}},
+		{"sender", PasswordSender, []string{"パスワード: pw9", "Password: pw9", "メール以外の方法", "hanako@example.com"}, nil},
+		{"sender", SenderReleased, []string{"あなた宛てに送信しました", "was sent to you at"}, nil},
+	} {
+		d := Data{Subject: "見積", ZipName: "a.zip", Password: "pw9", Rcpts: []string{"hanako@example.com"}, Due: due, When: due,
+			Sent: due, Link: "https://gw/s/T", PasswordTo: tc.to}
+		raw, err := tm.Mail(tc.name, h, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, body := read(t, raw)
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s %s: %q missing from:\n%s", tc.to, tc.name, w, body)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(body, w) {
+				t.Errorf("%s %s: %q in:\n%s", tc.to, tc.name, w, body)
+			}
+		}
+	}
+	body, err := tm.Body(BodyData{ZipName: "a.zip", PasswordTo: "sender"})
+	if err != nil || !strings.Contains(body, "送信者から") || !strings.Contains(body, "The sender will give you the password") {
+		t.Errorf("body notice for password_to sender: %q, %v", body, err)
+	}
+}
