@@ -40,6 +40,7 @@ Usage:
   zipgate configtest [-config FILE]
   zipgate jobs list [-config FILE] [-data DIR] [-state scheduled|released|canceled|failed] [-limit N]
   zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID
+  zipgate policy list|show|set|delete|test ...   (zipgate policy help)
   zipgate dkim keygen -domain DOMAIN -selector SELECTOR [-algorithm rsa|ed25519] [-bits 2048] [-out FILE]
   zipgate version
 
@@ -62,6 +63,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return configtest(args[1:], stdout, stderr)
 	case "jobs":
 		return jobs(args[1:], stdout, stderr)
+	case "policy":
+		return policyCmd(args[1:], stdout, stderr)
 	case "dkim":
 		return dkimCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
@@ -176,7 +179,8 @@ func run(cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
-	tmpl, err := notice.Load(notice.Options{BodyText: cfg.Notice.Text, Dir: cfg.Notice.TemplateDir, Charset: cfg.Notice.Charset})
+	tmpl, err := notice.Load(notice.Options{BodyText: cfg.Notice.Text, Dir: cfg.Notice.TemplateDir,
+		Charset: cfg.Notice.Charset, Language: cfg.Notice.Language})
 	if err != nil {
 		return err
 	}

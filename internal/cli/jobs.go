@@ -27,7 +27,8 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 	data := fs.String("data", "", "state directory (data_dir)")
 	state := fs.String("state", "", "only jobs in this state (list)")
 	limit := fs.Int("limit", 50, "at most this many jobs (list)")
-	if err := fs.Parse(args[1:]); err != nil {
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
 		return 2
 	}
 	cfg, err := loadConfig(*path, func(c *config.Config) {
@@ -59,7 +60,7 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(tw, "ID\tSTATE\tCREATED\tDUE\tSENDER\tRECIPIENTS\tZIP\tFILES")
 		for _, j := range list {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n", j.ID, j.State, j.CreatedAt.Format(time.DateTime),
-				j.DueAt.Format(time.DateTime), j.Sender, strings.Join(j.Rcpts, ","), j.ZipName, len(j.Files))
+				due(j, time.DateTime), j.Sender, strings.Join(j.Rcpts, ","), j.ZipName, len(j.Files))
 		}
 		tw.Flush()
 		return 0
@@ -68,11 +69,11 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zipgate: unknown jobs command %q\n\n%s", verb, usage)
 		return 2
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fmt.Fprintf(stderr, "zipgate jobs %s: give one job ID\n", verb)
 		return 2
 	}
-	id := fs.Arg(0)
+	id := pos[0]
 	switch verb {
 	case "cancel":
 		err = st.Cancel(ctx, id, now)
@@ -105,11 +106,23 @@ func showJob(w io.Writer, j *store.Job) {
 	for _, f := range j.Files {
 		fmt.Fprintf(w, "  file:     %s  %d bytes  sha256 %s\n", f.Name, f.Size, f.SHA256)
 	}
-	fmt.Fprintf(w, "Created:    %s\nDue:        %s\n", j.CreatedAt.Format(time.RFC3339), j.DueAt.Format(time.RFC3339))
+	if j.PasswordTo != "" {
+		fmt.Fprintf(w, "Password:   to %s (rule %s, language %s)\n", j.PasswordTo, dash(j.Rule), dash(j.Language))
+	}
+	fmt.Fprintf(w, "Created:    %s\nDue:        %s\n", j.CreatedAt.Format(time.RFC3339), due(j, time.RFC3339))
 	if !j.FinishedAt.IsZero() {
 		fmt.Fprintf(w, "Finished:   %s\n", j.FinishedAt.Format(time.RFC3339))
 	}
 	if j.Attempts > 0 || j.LastError != "" {
 		fmt.Fprintf(w, "Attempts:   %d  last error: %s\n", j.Attempts, j.LastError)
 	}
+}
+
+// due shows when the password goes; a job without a due time waits for
+// the sender's Release now.
+func due(j *store.Job, layout string) string {
+	if j.DueAt.IsZero() {
+		return "on release"
+	}
+	return j.DueAt.Format(layout)
 }

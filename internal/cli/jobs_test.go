@@ -67,3 +67,15 @@ func TestJobsCommands(t *testing.T) {
 		t.Fatalf("release: exit %d\n%s", code, out)
 	}
 }
+
+// Flags may follow the job ID, as admins type them.
+func TestJobsFlagsAfterTheID(t *testing.T) {
+	data := t.TempDir()
+	seedJob(t, data, "job1")
+	if code, out, errOut := runCLI("jobs", "cancel", "job1", "-data", data); code != 0 || !strings.Contains(out, "canceled") {
+		t.Fatalf("cancel ID -data DIR: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI("jobs", "show", "job1", "job2", "-data", data); code != 2 || !strings.Contains(errOut, "give one job ID") {
+		t.Fatalf("two IDs: exit %d, %q", code, errOut)
+	}
+}

@@ -1,12 +1,15 @@
-// Package gateway is the path of one message through zipgate: decide,
-// rewrite into a zip, store the release job of its password, relay the
-// message, log one line. The SMTP session calls Handle once per message.
+// Package gateway is the path of one message through zipgate: find what
+// earlier tries of it delivered, decide per recipient (policy), make one
+// copy per treatment (the original, or a zipped copy per set of zip
+// settings), store the release jobs of their passwords, relay each copy,
+// record for whom the next hop took it, log one line. The SMTP session
+// calls Handle once per message.
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -21,12 +24,12 @@ import (
 	"github.com/zipgate/zipgate/internal/mimeparam"
 	"github.com/zipgate/zipgate/internal/notice"
 	"github.com/zipgate/zipgate/internal/password"
+	"github.com/zipgate/zipgate/internal/policy"
 	"github.com/zipgate/zipgate/internal/relay"
 	"github.com/zipgate/zipgate/internal/reply"
 	"github.com/zipgate/zipgate/internal/rewrite"
 	"github.com/zipgate/zipgate/internal/spool"
 	"github.com/zipgate/zipgate/internal/store"
-	"github.com/zipgate/zipgate/internal/zipper"
 )
 
 // Gateway holds what every message needs.
@@ -36,20 +39,20 @@ type Gateway struct {
 	passwords *password.Generator
 	templates *notice.Templates
 	zipName   *template.Template
-	zipOpts   zipper.Options
 	limits    rewrite.Limits
 	tempDir   string
 	threshold int
 	store     store.Store
 	wake      func()
-	delay     time.Duration
+	policy    policy.Config
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
 
 // New builds a gateway from a validated configuration. tempDir holds
-// spool files; release jobs go to st, and wake tells the scheduler.
+// spool files; policies and release jobs are in st, and wake tells the
+// scheduler.
 func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templates, next *relay.Client, wake func(), log *slog.Logger) (*Gateway, error) {
 	gen, err := password.New(password.Policy{
 		Length: cfg.Password.Length, Digits: cfg.Password.Digits,
@@ -62,20 +65,12 @@ func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templat
 	if err != nil {
 		return nil, fmt.Errorf("zip.name_template: %w", err)
 	}
-	opts := zipper.Options{Method: zipper.AES256, Names: zipper.UTF8}
-	if cfg.Zip.Method == "zipcrypto" {
-		opts.Method = zipper.ZipCrypto
-	}
-	if cfg.Zip.FilenameEncoding == "cp932" {
-		opts.Names = zipper.CP932
-	}
 	return &Gateway{
 		log:       log,
 		relay:     next,
 		passwords: gen,
 		templates: tmpl,
 		zipName:   zipName,
-		zipOpts:   opts,
 		limits: rewrite.Limits{
 			MaxHeaderBytes: cfg.SMTP.MaxHeaderBytes, MaxDepth: cfg.SMTP.MaxMIMEDepth, MaxParts: cfg.SMTP.MaxMIMEParts,
 		},
@@ -83,171 +78,276 @@ func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templat
 		threshold: cfg.SMTP.SpoolMemoryBytes,
 		store:     st,
 		wake:      wake,
-		delay:     cfg.Release.Delay.D(),
+		policy:    cfg.PolicyConfig(),
 		Now:       time.Now,
 	}, nil
 }
 
-// record is the one log line written per message.
-type record struct {
-	id, queueID, action, reason string
-	env                         *relay.Envelope
-	entries                     []zipper.Entry
-	zipMethod                   string
-	due                         time.Time // when the password goes
-	dkim                        string    // what DKIM signing did
-}
-
 // Handle processes one message. It returns nil only when the next hop
-// accepted everything that had to go; errors are *reply.Error.
+// accepted every copy for every recipient (now or in an earlier try);
+// errors are *reply.Error.
 func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.File) (err error) {
 	start := g.Now()
-	rec := &record{id: newID(), env: env}
+	rec := &record{env: env}
 	defer func() { g.logResult(rec, start, err) }()
+
+	key, err := messageKey(env.From, msg)
+	if err != nil {
+		return reply.Internal(fmt.Errorf("reading the message: %w", err))
+	}
+	prior, err := g.store.Prior(ctx, key, env.Addrs())
+	if err != nil {
+		return reply.Internal(fmt.Errorf("looking up earlier tries: %w", err))
+	}
+	m := &store.Message{ID: newID(), Key: key, CreatedAt: start, UpdatedAt: start, Sender: env.From,
+		Rcpts: env.Addrs(), Size: msg.Size()}
+	if p := prior.Message; p != nil {
+		m.ID, m.CreatedAt = p.ID, p.CreatedAt
+		m.Groups = deliveredGroups(p.Groups, prior.Delivered)
+	}
+	rec.id = m.ID
+
+	// Postfix retries a message as a whole; recipients an earlier try
+	// delivered to are done.
+	todo := &relay.Envelope{From: env.From, MailOpts: env.MailOpts}
+	for _, r := range env.Rcpts {
+		if prior.Delivered[r.Addr] {
+			rec.already = append(rec.already, r.Addr)
+		} else {
+			todo.Rcpts = append(todo.Rcpts, r)
+		}
+	}
+	if len(todo.Rcpts) == 0 {
+		rec.action, rec.reason = "none", "already delivered by an earlier try"
+		return nil
+	}
+
+	rules, err := g.store.ListPolicies(ctx)
+	if err != nil {
+		return reply.Internal(fmt.Errorf("reading the policies: %w", err))
+	}
+	dec := policy.Decide(policy.Input{Sender: env.From, Rcpts: todo.Addrs()}, policy.NewRules(rules), g.policy)
+	rec.dec = dec
+
+	if !dec.Has(policy.Encrypt) && !dec.Has(policy.Reject) {
+		// Nothing to look into: the body is not parsed.
+		if hdr, err := rewrite.TopHeader(msg, msg.Size(), g.limits); err == nil {
+			g.describe(m, rec, hdr)
+		}
+		rec.action, rec.reason = "pass", passReason(dec)
+		return g.deliver(ctx, m, rec, []*outgoing{original(todo, dec.Groups)}, msg)
+	}
 
 	pl, err := rewrite.Analyze(msg, msg.Size(), g.limits, g.tempDir)
 	if err != nil {
-		return refuseUnparsable(err)
+		err = refuseUnparsable(err)
+		g.recordRefusal(ctx, m, dec, err)
+		return err
 	}
-	hdr := pl.Root
-	rec.queueID = postfixQueueID(hdr.Get("Received"))
-	if pl.Pass != "" {
+	g.describe(m, rec, pl.Root)
+	if pl.Pass != "" && (pl.Files == 0 || !dec.Has(policy.Reject)) {
 		rec.action, rec.reason = "pass", pl.Pass
-		_, err := g.relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return msg.Reader() }})
+		return g.deliver(ctx, m, rec, []*outgoing{original(todo, dec.Groups)}, msg)
+	}
+	if dec.Has(policy.Reject) {
+		rec.action = "reject"
+		err := rejection(dec)
+		g.recordRefusal(ctx, m, dec, err)
 		return err
 	}
+
 	rec.action = "encrypt"
-	rec.zipMethod = map[zipper.Method]string{zipper.AES256: "aes256", zipper.ZipCrypto: "zipcrypto"}[g.zipOpts.Method]
-
-	pw, err := g.passwords.Generate()
+	copies, err := g.prepare(ctx, m, rec, todo, dec, pl, prior, start)
+	defer func() {
+		for _, c := range copies {
+			c.close()
+		}
+	}()
 	if err != nil {
-		return reply.Internal(err)
-	}
-	now := start
-	zipName, err := g.renderZipName(now, rec.id)
-	if err != nil {
-		return reply.Internal(err)
-	}
-
-	zipFile := spool.New(g.tempDir, g.threshold)
-	defer zipFile.Close()
-	opts := g.zipOpts
-	opts.Password, opts.ModTime = pw, now
-	// Buffered: the writers below make many small writes.
-	zbuf := bufio.NewWriterSize(zipFile, 64<<10)
-	zw := zipper.NewWriter(zbuf, opts)
-	for _, a := range pl.Attachments {
-		e, err := zw.Add(a.Name, pl.Open(a))
-		if err != nil {
-			return reply.Internal(fmt.Errorf("zipping %q: %w", a.Name, err))
-		}
-		if a.Undecoded {
-			g.log.Warn("attachment has an unknown transfer encoding; zipped as sent",
-				"id", rec.id, "name", e.Name, "encoding", a.Part.Encoding)
-		}
-		rec.entries = append(rec.entries, e)
-	}
-	if err := zw.Close(); err != nil {
-		return reply.Internal(fmt.Errorf("closing zip: %w", err))
-	}
-	if err := zbuf.Flush(); err != nil {
-		return reply.Internal(fmt.Errorf("writing zip: %w", err))
-	}
-
-	files := make([]notice.File, len(rec.entries))
-	for i, e := range rec.entries {
-		files[i] = notice.File{Name: e.Name, Size: e.Size}
-	}
-	text, err := g.templates.Body(notice.BodyData{ZipName: zipName, Files: files})
-	if err != nil {
-		return reply.Internal(err)
-	}
-	out := spool.New(g.tempDir, g.threshold)
-	defer out.Close()
-	obuf := bufio.NewWriterSize(out, 64<<10)
-	if err := pl.Write(obuf, rewrite.Output{
-		ID: rec.id, ZipName: zipName, Zip: zipFile.Reader(), Notice: text, TempDir: g.tempDir,
-		DropField: g.brokenSignature,
-	}); err != nil {
-		return reply.Internal(fmt.Errorf("rewriting: %w", err))
-	}
-	if err := obuf.Flush(); err != nil {
-		return reply.Internal(fmt.Errorf("rewriting: %w", err))
-	}
-
-	// The release job is durable (Pending) before the message leaves, and
-	// discarded if it does not leave, so no password goes for a message
-	// that was not delivered. The scheduler only sends Scheduled jobs.
-	job := &store.Job{
-		ID: rec.id, Sender: env.From, Rcpts: env.Addrs(),
-		HeaderFrom: hdr.Get("From"), HeaderTo: hdr.Get("To"), HeaderCc: hdr.Get("Cc"),
-		Subject: mimeparam.DecodeHeader(hdr.Get("Subject")), MessageID: hdr.Get("Message-ID"),
-		ZipName: zipName, Password: pw, CreatedAt: now, DueAt: now.Add(g.delay),
-	}
-	for _, e := range rec.entries {
-		job.Files = append(job.Files, store.File{Name: e.Name, Size: e.Size, SHA256: fmt.Sprintf("%x", e.SHA256)})
-	}
-	if err := g.store.Create(ctx, job); err != nil {
-		return reply.Internal(fmt.Errorf("storing the release job: %w", err))
-	}
-	// The job is scheduled the moment the next hop says 250, before QUIT,
-	// so a crash leaves as small a window as it can (Recover covers it).
-	// (An admin may have canceled it by id meanwhile: that stands.)
-	accepted := false
-	rewritten := &relay.Message{Env: env, Open: func() io.Reader { return out.Reader() }, Sign: true,
-		Accepted: func() {
-			accepted = true
-			if err := g.store.Schedule(context.WithoutCancel(ctx), job.ID); err != nil && !errors.Is(err, store.ErrAlreadyCanceled) {
-				g.log.Error("could not schedule the release job; it is sent after the next restart", "id", job.ID, "error", err.Error())
-			}
-		}}
-	if _, err := g.relay.Send(ctx, rewritten); err != nil && !accepted {
-		if errors.Is(err, relay.ErrUncertain) {
-			// It may have left: its password must not be lost. If it did
-			// not, Postfix's retry brings a new zip with its own password.
-			rewritten.Accepted()
-			return err
-		}
-		if derr := g.store.Discard(context.WithoutCancel(ctx), job.ID); derr != nil {
-			g.log.Error("could not discard the release job of a message that did not leave; it will be sent after a restart",
-				"id", job.ID, "error", derr.Error())
-		}
 		return err
 	}
-	// From the 250 on the answer is 250 whatever happens (a failed QUIT,
-	// say), or Postfix would send the message twice.
-	rec.due, rec.dkim = job.DueAt, rewritten.DKIM
-	g.wake()
+	// The jobs are durable (Pending) before any copy leaves; each becomes
+	// Scheduled in the same transaction that records its copy delivered.
+	var fresh []*store.Job
+	for _, c := range copies {
+		if c.job != nil && !c.reused {
+			fresh = append(fresh, c.job)
+		}
+	}
+	if len(fresh) > 0 {
+		withCopies := *m
+		withCopies.Groups = append(append([]store.Group(nil), m.Groups...), storeGroups(copies)...)
+		if err := g.store.SaveMessage(ctx, &withCopies, fresh...); err != nil {
+			return reply.Internal(fmt.Errorf("storing the release jobs: %w", err))
+		}
+	}
+	return g.deliver(ctx, m, rec, copies, msg)
+}
+
+// messageKey identifies a message across Postfix's retries: its bytes do
+// not change between tries, and neither does its envelope sender.
+func messageKey(from string, msg *spool.File) ([]byte, error) {
+	body := sha256.New()
+	if _, err := io.Copy(body, msg.Reader()); err != nil {
+		return nil, err
+	}
+	k := sha256.New()
+	fmt.Fprintf(k, "zipgate message key v1\x00%s\x00", from)
+	k.Write(body.Sum(nil))
+	return k.Sum(nil), nil
+}
+
+// describe takes what the record and the log show from the header.
+func (g *Gateway) describe(m *store.Message, rec *record, hdr *rewrite.Part) {
+	rec.queueID = postfixQueueID(hdr.Get("Received"))
+	m.QueueID, m.MessageID = rec.queueID, hdr.Get("Message-ID")
+	m.Subject = mimeparam.DecodeHeader(hdr.Get("Subject"))
+	rec.hdr = hdr
+}
+
+func passReason(dec policy.Decision) string {
+	reasons := map[string]bool{}
+	var out []string
+	for _, g := range dec.Groups {
+		r := g.Reason
+		if r == "" {
+			r = "policy " + g.Rule + ": pass"
+		}
+		if !reasons[r] {
+			reasons[r] = true
+			out = append(out, r)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// deliver relays every copy, each in its own transaction, and records
+// each the moment the next hop says 250, before anything else happens on
+// the connection, so a crash leaves as small a window as it can. A copy
+// that fails does not stop the others: Postfix's retry sends only what
+// is missing.
+// m.Groups holds what earlier tries delivered; the copies' groups are
+// added here.
+func (g *Gateway) deliver(ctx context.Context, m *store.Message, rec *record, copies []*outgoing, msg *spool.File) error {
+	rec.copies = copies
+	m.Groups = append(m.Groups, storeGroups(copies)...)
+	scheduled := false
+	for _, c := range copies {
+		c.send(ctx, g, m, msg)
+		if c.accepted && c.job != nil && c.recordErr == nil {
+			scheduled = true
+		}
+	}
+	if scheduled {
+		g.wake()
+	}
+
+	var temp, perm *reply.Error
+	var delivered, refused []string
+	for _, c := range copies {
+		switch {
+		case c.accepted && c.recordErr != nil:
+			// It left, but a retry would not know: Postfix's retry sends it
+			// again (with the same password, the job is still pending)
+			// rather than a 250 leaving a password that never goes.
+			g.log.Error("the next hop took a copy but it could not be recorded; answering 451 so that Postfix's retry records it",
+				"id", m.ID, "rcpts", c.addrs(), "error", c.recordErr.Error())
+			if temp == nil {
+				temp = reply.Internal(c.recordErr)
+			}
+		case c.accepted:
+			delivered = append(delivered, c.addrs()...)
+		default:
+			re := reply.From(c.err)
+			if c.job != nil && !c.reused && !errors.Is(c.err, relay.ErrUncertain) {
+				// Certainly not delivered: no password for it. A job that
+				// an earlier try left stays: its copy may have arrived.
+				if err := g.store.Discard(context.WithoutCancel(ctx), c.job.ID); err != nil {
+					g.log.Error("could not discard the release job of a copy that did not leave",
+						"id", c.job.ID, "error", err.Error())
+				}
+			}
+			if re.Temporary() {
+				if temp == nil {
+					temp = re
+				}
+			} else {
+				if perm == nil {
+					perm = re
+				}
+				refused = append(refused, c.addrs()...)
+			}
+		}
+	}
+	switch {
+	case temp != nil:
+		return temp
+	case perm != nil && len(delivered)+len(rec.already) == 0:
+		return perm
+	case perm != nil:
+		// One answer covers every recipient: say which it is about, so
+		// the bounce Postfix writes does not mislead the sender.
+		return &reply.Error{Code: perm.Code, Enhanced: perm.Enhanced, Err: perm.Err,
+			Text: fmt.Sprintf("%s (refused for %s; delivered to %s)", perm.Text, strings.Join(refused, ", "),
+				strings.Join(append(append([]string(nil), rec.already...), delivered...), ", "))}
+	}
 	return nil
 }
 
-// brokenSignature drops, from a message zipgate rewrites, a DKIM signature
-// made for a domain zipgate signs for: the rewrite breaks it, and zipgate's
-// own signature takes its place. Other domains' signatures stay (they
-// fail, but say who sent it to us).
-func (g *Gateway) brokenSignature(name, value string) bool {
-	if !strings.EqualFold(name, "DKIM-Signature") {
-		return false
+// recordRefusal keeps a refused message in the record, for the audit;
+// the log line has it when the store cannot.
+func (g *Gateway) recordRefusal(ctx context.Context, m *store.Message, dec policy.Decision, refusal error) {
+	re := reply.From(refusal)
+	if re.Temporary() {
+		return
 	}
-	for _, tag := range strings.Split(value, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(tag), "=")
-		if ok && strings.TrimSpace(k) == "d" {
-			return g.relay.DKIM.SignsFor(strings.Join(strings.Fields(v), ""))
-		}
+	m.Result = fmt.Sprintf("%d %d.%d.%d %s", re.Code, re.Enhanced[0], re.Enhanced[1], re.Enhanced[2], re.Text)
+	for _, gr := range dec.Groups {
+		m.Groups = append(m.Groups, store.Group{Rule: gr.Rule, Reason: gr.Reason, Action: string(gr.Settings.Action), Rcpts: gr.Rcpts})
 	}
-	return false
+	if err := g.store.SaveMessage(context.WithoutCancel(ctx), m); err != nil {
+		g.log.Warn("could not record a refused message", "id", m.ID, "error", err.Error())
+	}
 }
 
-func (g *Gateway) renderZipName(now time.Time, id string) (string, error) {
-	var b strings.Builder
-	err := g.zipName.Execute(&b, map[string]string{
-		"Date": now.Format("20060102"), "Time": now.Format("150405"), "ID": id,
-	})
-	name := zipper.SafeName(b.String())
-	if !strings.HasSuffix(strings.ToLower(name), ".zip") {
-		name += ".zip"
+// rejection is the answer when a recipient's policy refuses mail with
+// attachments: the sender reads it in the bounce.
+func rejection(dec policy.Decision) error {
+	var domains []string
+	seen := map[string]bool{}
+	for _, gr := range dec.Groups {
+		if gr.Settings.Action != policy.Reject {
+			continue
+		}
+		for _, r := range gr.Rcpts {
+			if d := policy.Domain(r); !seen[d] {
+				seen[d] = true
+				domains = append(domains, d)
+			}
+		}
 	}
-	return name, err
+	return reply.Perm(reply.CodePolicy, fmt.Sprintf(
+		"Message not sent: mail with attachments to %s is not allowed; send it without attachments or ask your administrator",
+		strings.Join(domains, ", ")), nil)
+}
+
+// deliveredGroups keeps, of an earlier try's groups, the recipients that
+// try delivered to.
+func deliveredGroups(groups []store.Group, delivered map[string]bool) []store.Group {
+	var out []store.Group
+	for _, gr := range groups {
+		var rcpts []string
+		for _, r := range gr.Rcpts {
+			if delivered[r] {
+				rcpts = append(rcpts, r)
+			}
+		}
+		if len(rcpts) > 0 {
+			gr.Rcpts = rcpts
+			out = append(out, gr)
+		}
+	}
+	return out
 }
 
 // refuseUnparsable answers a message that cannot be taken apart safely.
@@ -278,39 +378,6 @@ func postfixQueueID(received string) string {
 		return m[1]
 	}
 	return ""
-}
-
-func (g *Gateway) logResult(rec *record, start time.Time, err error) {
-	atts := make([]any, 0, len(rec.entries))
-	for _, e := range rec.entries {
-		atts = append(atts, map[string]any{
-			"name": e.Name, "size": e.Size, "sha256": fmt.Sprintf("%x", e.SHA256),
-		})
-	}
-	attrs := []any{
-		"id", rec.id, "queue_id", rec.queueID, "from", rec.env.From, "rcpts", rec.env.Addrs(),
-		"action", rec.action, "attachments", atts, "duration_ms", g.Now().Sub(start).Milliseconds(),
-	}
-	if rec.reason != "" {
-		attrs = append(attrs, "reason", rec.reason)
-	}
-	if rec.zipMethod != "" {
-		attrs = append(attrs, "zip_method", rec.zipMethod)
-	}
-	if rec.dkim != "" {
-		attrs = append(attrs, "dkim", rec.dkim)
-	}
-	if !rec.due.IsZero() {
-		attrs = append(attrs, "password_due", rec.due.Format(time.RFC3339))
-	}
-	if err != nil {
-		re := reply.From(err)
-		attrs = append(attrs, "result", fmt.Sprintf("%d %d.%d.%d", re.Code, re.Enhanced[0], re.Enhanced[1], re.Enhanced[2]), "error", re.Error())
-		g.log.Warn("message", attrs...)
-		return
-	}
-	attrs = append(attrs, "result", "250")
-	g.log.Info("message", attrs...)
 }
 
 func newID() string {

@@ -131,7 +131,10 @@ func TestSamples(t *testing.T) {
 				t.Fatal(err)
 			}
 			before := len(h.hop.Messages())
-			se := send(t, h.addr, "sender@example.co.jp", []string{"rcpt@example.com"}, raw)
+			// Each sample from its own sender: two samples that are the
+			// same bytes (CRLF and LF versions) are different messages,
+			// not a retry of one.
+			se := send(t, h.addr, "sender+"+strings.TrimSuffix(tc.file, ".eml")+"@example.co.jp", []string{"rcpt@example.com"}, raw)
 			got := h.hop.Messages()[before:]
 			if tc.refused != "" {
 				if se == nil || !strings.Contains(tc.refused, se.Message) || se.Code != 554 {

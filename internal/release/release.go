@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/zipgate/zipgate/internal/notice"
+	"github.com/zipgate/zipgate/internal/policy"
 	"github.com/zipgate/zipgate/internal/relay"
 	"github.com/zipgate/zipgate/internal/reply"
 	"github.com/zipgate/zipgate/internal/store"
@@ -174,18 +175,32 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 		}
 		return err
 	}
-	msg, err := s.Templates.Mail(notice.Password, notice.Header{
-		ID: j.ID, Hostname: s.Hostname, From: j.HeaderFrom, To: j.HeaderTo, Cc: j.HeaderCc,
-		Subject: s.PwPrefix + j.Subject, InReplyTo: j.MessageID, Kind: "password", Date: now,
-	}, notice.Data{Subject: j.Subject, ZipName: j.ZipName, Files: files(j), Password: j.Password, Sent: j.CreatedAt})
+	// The password mail goes as from the sender to the recipients of the
+	// zip, threaded under the message; or, with password_to sender, from
+	// zipgate to the sender, who passes it on by another channel.
+	name, to := notice.Password, j.Rcpts
+	h := notice.Header{ID: j.ID, Hostname: s.Hostname, From: j.HeaderFrom, To: j.HeaderTo, Cc: j.HeaderCc,
+		Subject: s.PwPrefix + j.Subject, InReplyTo: j.MessageID, Kind: "password", Date: now}
+	data := notice.Data{Subject: j.Subject, ZipName: j.ZipName, Files: files(j), Password: j.Password,
+		Sent: j.CreatedAt, Rcpts: j.Rcpts, PasswordTo: string(j.PasswordTo)}
+	data.SetLanguage(j.Language)
+	if j.PasswordTo == policy.ToSender {
+		if j.Sender == "" {
+			return s.Store.MarkFailed(ctx, j.ID, now, "the message had no sender to send the password to")
+		}
+		name, to = notice.PasswordSender, []string{j.Sender}
+		h.From, h.To, h.Cc = s.noticeFrom(j), j.Sender, ""
+		data.SetLanguage("") // the sender's language, as in the other notices
+	}
+	msg, err := s.Templates.Mail(name, h, data)
 	if err != nil {
 		return errors.Join(err, s.Store.MarkRetry(ctx, j.ID, now.Add(backoff(j.Attempts)), err.Error()))
 	}
 	env := &relay.Envelope{From: j.Sender}
-	for _, r := range j.Rcpts {
+	for _, r := range to {
 		env.Rcpts = append(env.Rcpts, relay.Rcpt{Addr: r})
 	}
-	env.MailOpts.UTF8 = needsUTF8(j.Sender, j.Rcpts)
+	env.MailOpts.UTF8 = needsUTF8(j.Sender, to)
 	// Marked released the moment the next hop says 250 (before QUIT): a
 	// crash in between is the one window in which a password goes twice.
 	var markErr error
@@ -197,7 +212,8 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 			return markErr
 		}
 		// A failure after the 250 (say, at QUIT) does not undo the release.
-		s.Log.Info("password released", "id", j.ID, "from", j.Sender, "rcpts", j.Rcpts, "zip", j.ZipName)
+		s.Log.Info("password released", "id", j.ID, "from", j.Sender, "rcpts", to, "zip", j.ZipName,
+			"password_to", string(orRecipient(j.PasswordTo)))
 		return nil
 	}
 	re := reply.From(err)
@@ -258,12 +274,8 @@ func (s *Scheduler) notify(ctx context.Context, j *store.Job, name, subject stri
 	if j.Sender == "" {
 		return nil // the original was itself a bounce: nobody to tell
 	}
-	from := s.NoticeFrom
-	if from == "" {
-		from = "zipgate <postmaster@" + orDefault(relay.DomainOf(j.Sender), "localhost") + ">"
-	}
 	msg, err := s.Templates.Mail(name, notice.Header{
-		ID: j.ID, Hostname: s.Hostname, From: from, To: j.Sender, Subject: subject,
+		ID: j.ID, Hostname: s.Hostname, From: s.noticeFrom(j), To: j.Sender, Subject: subject,
 		InReplyTo: j.MessageID, Kind: "notice", Date: now,
 	}, data)
 	if err != nil {
@@ -282,9 +294,26 @@ func (s *Scheduler) notify(ctx context.Context, j *store.Job, name, subject stri
 	return nil
 }
 
+// noticeFrom is the From of what zipgate itself writes to the sender.
+func (s *Scheduler) noticeFrom(j *store.Job) string {
+	if s.NoticeFrom != "" {
+		return s.NoticeFrom
+	}
+	return "zipgate <postmaster@" + orDefault(relay.DomainOf(j.Sender), "localhost") + ">"
+}
+
+// data fills the sender notices, in the default language: they go to
+// the sender, whatever the recipients' domain reads.
 func (s *Scheduler) data(j *store.Job) notice.Data {
 	return notice.Data{Subject: j.Subject, ZipName: j.ZipName, Files: files(j), Rcpts: j.Rcpts,
-		Sent: j.CreatedAt, Due: j.DueAt}
+		Sent: j.CreatedAt, Due: j.DueAt, PasswordTo: string(orRecipient(j.PasswordTo))}
+}
+
+func orRecipient(p policy.PasswordTo) policy.PasswordTo {
+	if p == "" {
+		return policy.ToRecipient
+	}
+	return p
 }
 
 func files(j *store.Job) []notice.File {

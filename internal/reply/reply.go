@@ -18,6 +18,7 @@ var (
 	CodeSystemError   = [3]int{4, 3, 0} // a fault inside zipgate
 	CodeTooManyRcpts  = [3]int{4, 5, 3}
 	CodeMediaError    = [3]int{5, 6, 0} // the message cannot be converted safely
+	CodePolicy        = [3]int{5, 7, 1} // a policy of the recipient's domain refuses it
 )
 
 // Error is a failure with the SMTP reply the client should see. Text is what

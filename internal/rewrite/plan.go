@@ -24,6 +24,10 @@ type Plan struct {
 	Attachments []*Attachment
 	// Pass, when set, says why the message is relayed as it is.
 	Pass string
+	// Files counts the parts that are files, also when the message
+	// passes (a signed message's, already-encrypted zips): a policy that
+	// refuses mail with attachments looks at it.
+	Files int
 
 	bodies  []*Part        // text/plain and text/html that get the notice
 	removed map[*Part]bool // parts (attachments and emptied multiparts) dropped
@@ -57,6 +61,10 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 	pl := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}}
 	if signedRoot(root) {
 		pl.Pass = PassSigned
+		// Counted on a copy: what is signed is never rewritten.
+		probe := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}}
+		probe.walk(root, nil)
+		pl.Files = len(probe.Attachments)
 		return pl, nil
 	}
 	pl.walk(root, nil)
@@ -72,6 +80,7 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 		}
 	}
 	pl.bodies = kept
+	pl.Files = len(pl.Attachments)
 	switch {
 	case len(pl.Attachments) == 0:
 		pl.Pass = PassNoAttachments

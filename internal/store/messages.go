@@ -66,8 +66,9 @@ type Messages interface {
 	SaveMessage(ctx context.Context, m *Message, jobs ...*Job) error
 	// Delivered records, in one transaction, m as it is now, that the
 	// next hop took it for rcpts, and moves job (unless "") from Pending
-	// to Scheduled. A job canceled meanwhile stays canceled.
-	Delivered(ctx context.Context, m *Message, rcpts []string, job string, now time.Time) error
+	// to Scheduled, due at due (zero: when the sender releases it). A job
+	// canceled meanwhile stays canceled.
+	Delivered(ctx context.Context, m *Message, rcpts []string, job string, due, now time.Time) error
 	GetMessage(ctx context.Context, id string) (*Message, error)
 	// ListMessages returns records, newest first.
 	ListMessages(ctx context.Context, limit int) ([]*Message, error)
@@ -158,7 +159,7 @@ func (s *SQLite) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) erro
 	return nil
 }
 
-func (s *SQLite) Delivered(ctx context.Context, m *Message, rcpts []string, job string, now time.Time) error {
+func (s *SQLite) Delivered(ctx context.Context, m *Message, rcpts []string, job string, due, now time.Time) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -175,7 +176,10 @@ func (s *SQLite) Delivered(ctx context.Context, m *Message, rcpts []string, job 
 	}
 	var state State
 	if job != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled' WHERE id = ? AND state = 'pending'`, job); err != nil {
+		// The delay counts from now, when the copy left: a job an earlier
+		// try left pending keeps its full cancel window.
+		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled', due_at = ? WHERE id = ? AND state = 'pending'`,
+			ms(due), job); err != nil {
 			return err
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, job).Scan(&state); errors.Is(err, sql.ErrNoRows) {

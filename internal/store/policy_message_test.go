@@ -123,7 +123,7 @@ func TestPriorDeliveredAndPendingJobs(t *testing.T) {
 	}
 	// The original copy went; the zipped one got a 4xx.
 	m.Result = "451 4.4.2 next hop deferred"
-	must(t, "Delivered", s.Delivered(ctx, m, []string{"colleague@example.co.jp", "carol@pass.example"}, "", t0))
+	must(t, "Delivered", s.Delivered(ctx, m, []string{"colleague@example.co.jp", "carol@pass.example"}, "", time.Time{}, t0))
 
 	// Postfix retries: a fresh handle, as after a restart.
 	s2 := openAt(t, path, testKey(1))
@@ -147,9 +147,9 @@ func TestPriorDeliveredAndPendingJobs(t *testing.T) {
 
 	// The retry delivers the zipped copy: the job is scheduled with it.
 	m.Result = "250"
-	must(t, "Delivered", s2.Delivered(ctx, m, []string{"bob@partner.example"}, "msg1", t0.Add(time.Minute)))
-	if j := get(t, s, "msg1"); j.State != Scheduled || j.Message != "msg1" || string(j.Key) != key {
-		t.Errorf("job after delivery: %s, message %q, key %q", j.State, j.Message, j.Key)
+	must(t, "Delivered", s2.Delivered(ctx, m, []string{"bob@partner.example"}, "msg1", t0.Add(11*time.Minute), t0.Add(time.Minute)))
+	if j := get(t, s, "msg1"); j.State != Scheduled || j.Message != "msg1" || string(j.Key) != key || !j.DueAt.Equal(t0.Add(11*time.Minute)) {
+		t.Errorf("job after delivery: %s, message %q, key %q, due %v", j.State, j.Message, j.Key, j.DueAt)
 	}
 	p, _ = s2.Prior(ctx, []byte(key), m.Rcpts)
 	if len(p.Delivered) != 3 || len(p.Pending) != 0 {
@@ -161,9 +161,9 @@ func TestPriorDeliveredAndPendingJobs(t *testing.T) {
 		t.Errorf("record %+v", got)
 	}
 	// Recorded twice is still once.
-	must(t, "Delivered again", s2.Delivered(ctx, m, []string{"bob@partner.example"}, "msg1", t0.Add(2*time.Minute)))
-	if j := get(t, s, "msg1"); j.State != Scheduled {
-		t.Errorf("job %s", j.State)
+	must(t, "Delivered again", s2.Delivered(ctx, m, []string{"bob@partner.example"}, "msg1", t0.Add(12*time.Minute), t0.Add(2*time.Minute)))
+	if j := get(t, s, "msg1"); j.State != Scheduled || !j.DueAt.Equal(t0.Add(11*time.Minute)) {
+		t.Errorf("job %s due %v: a second record must not move it", j.State, j.DueAt)
 	}
 	// A canceled job stays canceled when its copy is delivered.
 	k := job("msg2")
@@ -171,11 +171,11 @@ func TestPriorDeliveredAndPendingJobs(t *testing.T) {
 	m2 := message("msg2", "key-2", "x@y.example")
 	must(t, "SaveMessage", s.SaveMessage(ctx, m2, k))
 	must(t, "Cancel", s.Cancel(ctx, "msg2", t0))
-	must(t, "Delivered", s.Delivered(ctx, m2, []string{"x@y.example"}, "msg2", t0))
+	must(t, "Delivered", s.Delivered(ctx, m2, []string{"x@y.example"}, "msg2", t0, t0))
 	if j := get(t, s, "msg2"); j.State != Canceled {
 		t.Errorf("canceled job became %s", j.State)
 	}
-	if err := s.Delivered(ctx, m2, []string{"x@y.example"}, "gone", t0); !errors.Is(err, ErrNotFound) {
+	if err := s.Delivered(ctx, m2, []string{"x@y.example"}, "gone", t0, t0); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Delivered with an unknown job = %v", err)
 	}
 	if _, err := s.GetMessage(ctx, "nope"); !errors.Is(err, ErrNoMessage) {
@@ -210,9 +210,9 @@ func TestPurgeMessages(t *testing.T) {
 	s, _ := newStore(t)
 	old := message("old", "k-old", "a@x.example")
 	old.CreatedAt, old.UpdatedAt = t0.Add(-100*24*time.Hour), t0.Add(-100*24*time.Hour)
-	must(t, "Delivered", s.Delivered(ctx, old, old.Rcpts, "", old.UpdatedAt))
+	must(t, "Delivered", s.Delivered(ctx, old, old.Rcpts, "", time.Time{}, old.UpdatedAt))
 	recent := message("recent", "k-new", "a@x.example")
-	must(t, "Delivered", s.Delivered(ctx, recent, recent.Rcpts, "", t0))
+	must(t, "Delivered", s.Delivered(ctx, recent, recent.Rcpts, "", time.Time{}, t0))
 	_, err := s.Purge(ctx, t0.Add(-90*24*time.Hour))
 	must(t, "Purge", err)
 	if _, err := s.GetMessage(ctx, "old"); !errors.Is(err, ErrNoMessage) {

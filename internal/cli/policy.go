@@ -1,0 +1,376 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/zipgate/zipgate/internal/config"
+	"github.com/zipgate/zipgate/internal/policy"
+	"github.com/zipgate/zipgate/internal/store"
+)
+
+const policyUsage = `Usage:
+  zipgate policy list
+  zipgate policy show DOMAIN
+  zipgate policy set DOMAIN [-action encrypt|pass|reject] [-password-to recipient|sender|manual]
+                            [-delay 15m] [-zip-method aes256|zipcrypto] [-filename-encoding utf-8|cp932]
+                            [-language ja|en|ja+en] [-note TEXT]
+  zipgate policy delete DOMAIN
+  zipgate policy test -from SENDER -to RECIPIENT [-to RECIPIENT ...]
+Each also takes -config FILE and -data DIR, before or after the domain.
+
+DOMAIN is partner.example, *.partner.example (its subdomains) or * (every
+domain); the most specific rule wins. A field given as "default" is unset:
+it comes from the next less specific rule, then from the configuration
+(release.delay, [zip], notice.language). A running server applies a change
+to the next message.
+`
+
+// policyCmd lets an admin read and change the per-domain rules, in the
+// same store as the running server.
+func policyCmd(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, policyUsage)
+		return 2
+	}
+	verb := args[0]
+	fs := flag.NewFlagSet("policy "+verb, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, policyUsage) }
+	path := fs.String("config", "", "configuration file (TOML)")
+	data := fs.String("data", "", "state directory (data_dir)")
+	var f policyFlags
+	var from string
+	var to stringList
+	switch verb {
+	case "set":
+		f.define(fs)
+	case "test":
+		fs.StringVar(&from, "from", "", "envelope sender")
+		fs.Var(&to, "to", "envelope recipient (repeat for more)")
+	case "list", "show", "delete":
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, policyUsage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "zipgate: unknown policy command %q\n\n%s", verb, policyUsage)
+		return 2
+	}
+	pos, err := parseArgs(fs, args[1:])
+	if err != nil {
+		return 2
+	}
+	wantArgs := map[string]int{"list": 0, "show": 1, "set": 1, "delete": 1, "test": 0}[verb]
+	if len(pos) != wantArgs {
+		if wantArgs == 0 {
+			fmt.Fprintf(stderr, "zipgate policy %s: unexpected %q\n", verb, strings.Join(pos, " "))
+		} else {
+			fmt.Fprintf(stderr, "zipgate policy %s: give one domain (partner.example, *.partner.example or *)\n", verb)
+		}
+		return 2
+	}
+	if verb == "test" && (from == "" && len(to) == 0) {
+		fmt.Fprintln(stderr, "zipgate policy test: give -from SENDER and -to RECIPIENT")
+		return 2
+	}
+	domain := ""
+	if wantArgs == 1 {
+		if domain, err = policy.NormalizePattern(pos[0]); err != nil {
+			fmt.Fprintf(stderr, "zipgate policy %s: %v\n", verb, err)
+			return 2
+		}
+	}
+	cfg, err := loadConfig(*path, func(c *config.Config) {
+		if *data != "" {
+			c.DataDir = *data
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "zipgate: configuration:\n%s\n", err)
+		return 1
+	}
+	st, _, err := openStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "zipgate: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	ctx := context.Background()
+	pc := cfg.PolicyConfig()
+
+	switch verb {
+	case "list":
+		err = listPolicies(ctx, stdout, st, pc)
+	case "show":
+		err = showPolicy(ctx, stdout, st, pc, domain)
+	case "set":
+		err = setPolicy(ctx, stdout, st, pc, domain, fs, &f)
+	case "delete":
+		if err = st.DeletePolicy(ctx, domain); err == nil {
+			fmt.Fprintf(stdout, "policy for %s deleted; mail to it follows the next less specific rule\n", domain)
+		}
+	case "test":
+		err = testPolicy(ctx, stdout, st, pc, from, to)
+	}
+	if errors.Is(err, store.ErrNoPolicy) {
+		fmt.Fprintf(stderr, "zipgate: no policy for %s (zipgate policy list shows them)\n", domain)
+		return 1
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "zipgate policy %s: %v\n", verb, err)
+		return 1
+	}
+	return 0
+}
+
+// parseArgs lets flags come before and after the positional arguments
+// (zipgate policy set partner.example -action pass -data DIR).
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, strings.Split(v, ",")...); return nil }
+
+// policyFlags are the fields of `policy set`; only the flags given change.
+type policyFlags struct {
+	action, passwordTo, delay, zipMethod, names, language, note string
+}
+
+func (f *policyFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.action, "action", "", "encrypt, pass or reject (mail with attachments refused)")
+	fs.StringVar(&f.passwordTo, "password-to", "", "recipient, sender (who passes it on) or manual (when the sender presses Release now)")
+	fs.StringVar(&f.delay, "delay", "", "time between the message and its password mail, e.g. 15m (overrides release.delay)")
+	fs.StringVar(&f.zipMethod, "zip-method", "", "aes256 or zipcrypto (for recipients who open zips in Windows Explorer)")
+	fs.StringVar(&f.names, "filename-encoding", "", "utf-8 or cp932 (file names for old Japanese Windows tools)")
+	fs.StringVar(&f.language, "language", "", "ja, en or ja+en: the notices the recipients read")
+	fs.StringVar(&f.note, "note", "", "a note for admins")
+}
+
+func setPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Config, domain string, fs *flag.FlagSet, f *policyFlags) error {
+	p, err := st.GetPolicy(ctx, domain)
+	if errors.Is(err, store.ErrNoPolicy) {
+		p, err = &policy.Policy{Domain: domain}, nil
+	}
+	if err != nil {
+		return err
+	}
+	var bad []string
+	set := 0
+	// "default" (or nothing) unsets a field: it is then inherited.
+	val := func(v string) string {
+		if v = strings.TrimSpace(v); v == "default" {
+			return ""
+		}
+		return v
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		v := val(fl.Value.String())
+		set++
+		switch fl.Name {
+		case "action":
+			p.Action = policy.Action(v)
+		case "password-to":
+			p.PasswordTo = policy.PasswordTo(v)
+		case "delay":
+			p.Delay = nil
+			if v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					bad = append(bad, fmt.Sprintf("delay: %q is not a duration like 15m or 1h30m", v))
+					return
+				}
+				p.Delay = &d
+			}
+		case "zip-method":
+			p.ZipMethod = v
+		case "filename-encoding":
+			p.FilenameEncoding = v
+		case "language":
+			p.Language = v
+		case "note":
+			p.Note = fl.Value.String()
+		default: // -config, -data
+			set--
+		}
+	})
+	if set == 0 {
+		return fmt.Errorf("nothing to set: give at least one of -action, -password-to, -delay, -zip-method, -filename-encoding, -language, -note")
+	}
+	if err := p.Validate(); err != nil {
+		bad = append(bad, err.Error())
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("nothing changed: %s", strings.Join(bad, "; "))
+	}
+	p.UpdatedAt = time.Now()
+	if err := st.PutPolicy(ctx, p); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "policy for %s saved; a running server applies it to the next message\n\n", domain)
+	return showPolicy(ctx, w, st, pc, domain)
+}
+
+func listPolicies(ctx context.Context, w io.Writer, st store.Store, pc policy.Config) error {
+	list, err := st.ListPolicies(ctx)
+	if err != nil {
+		return err
+	}
+	sort.SliceStable(list, func(i, j int) bool { return list[i].Domain < list[j].Domain })
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOMAIN\tACTION\tPASSWORD TO\tDELAY\tZIP\tNAMES\tLANGUAGE\tUPDATED\tNOTE")
+	for _, p := range list {
+		delay := "-"
+		if p.Delay != nil {
+			delay = shortDuration(*p.Delay)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Domain, dash(string(p.Action)), dash(string(p.PasswordTo)),
+			delay, dash(p.ZipMethod), dash(p.FilenameEncoding), dash(p.Language), p.UpdatedAt.Local().Format(time.DateTime), p.Note)
+	}
+	tw.Flush()
+	d := pc.Defaults
+	fmt.Fprintf(w, "\n- comes from a less specific rule, then the configuration: action encrypt, password to recipient, "+
+		"delay %s, zip %s, names %s, language %s.\n", shortDuration(d.Delay), d.ZipMethod, d.FilenameEncoding, d.Language)
+	if len(pc.LocalDomains) == 0 {
+		fmt.Fprintln(w, "policy.local_domains is empty: every sender counts as local, no recipient as internal.")
+	} else {
+		fmt.Fprintf(w, "Local domains (their senders are processed; their recipients get mail as sent): %s\n",
+			strings.Join(pc.LocalDomains, ", "))
+	}
+	return nil
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// showPolicy prints the rule stored for a pattern and what a recipient
+// there gets, field by field with the rule each value comes from.
+func showPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Config, domain string) error {
+	list, err := st.ListPolicies(ctx)
+	if err != nil {
+		return err
+	}
+	var own *policy.Policy
+	for i := range list {
+		if list[i].Domain == domain {
+			own = &list[i]
+		}
+	}
+	if own == nil {
+		fmt.Fprintf(w, "No rule for %s.\n", domain)
+	} else {
+		fmt.Fprintf(w, "Rule for %s (updated %s)\n", domain, own.UpdatedAt.Local().Format(time.DateTime))
+		if own.Note != "" {
+			fmt.Fprintf(w, "  note: %s\n", own.Note)
+		}
+	}
+	// A recipient in that domain: for "*.x", one in a subdomain of x.
+	example := strings.TrimPrefix(domain, "*.")
+	switch {
+	case domain == "*":
+		example = "any.example"
+	case strings.HasPrefix(domain, "*."):
+		example = "sub." + example
+	}
+	if pc.LocalDomains.Contains(example) {
+		fmt.Fprintf(w, "%s is a local domain: its recipients get mail as sent, whatever the rules say.\n", example)
+		return nil
+	}
+	g := policy.Resolve(policy.NewRules(list).Chain(example), pc.Defaults)
+	fmt.Fprintf(w, "Mail to %s:\n", example)
+	writeSettings(w, g)
+	return nil
+}
+
+// writeSettings prints effective settings with the rule each came from.
+func writeSettings(w io.Writer, g policy.Group) {
+	s := g.Settings
+	from := func(field string) string {
+		if r := g.From[field]; r != policy.RuleConfig {
+			return "rule " + r
+		}
+		return "configuration"
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  action\t%s\t%s\n", s.Action, from("action"))
+	if s.Action == policy.Encrypt {
+		fmt.Fprintf(tw, "  password to\t%s\t%s\n", s.PasswordTo, from("password_to"))
+		if s.PasswordTo != policy.Manual {
+			fmt.Fprintf(tw, "  delay\t%s\t%s\n", shortDuration(s.Delay), from("delay"))
+		}
+		fmt.Fprintf(tw, "  zip method\t%s\t%s\n", s.ZipMethod, from("zip_method"))
+		fmt.Fprintf(tw, "  file names\t%s\t%s\n", s.FilenameEncoding, from("filename_encoding"))
+		fmt.Fprintf(tw, "  language\t%s\t%s\n", s.Language, from("language"))
+	}
+	tw.Flush()
+}
+
+// testPolicy prints the decision for an envelope and the rule behind it.
+func testPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Config, from string, to []string) error {
+	list, err := st.ListPolicies(ctx)
+	if err != nil {
+		return err
+	}
+	dec := policy.Decide(policy.Input{Sender: from, Rcpts: to}, policy.NewRules(list), pc)
+	switch {
+	case len(pc.LocalDomains) == 0:
+		fmt.Fprintf(w, "Sender %s: local (policy.local_domains is empty, so every sender is)\n", from)
+	case dec.SenderLocal:
+		fmt.Fprintf(w, "Sender %s: local\n", from)
+	default:
+		fmt.Fprintf(w, "Sender %s: not local (not in %s): the message passes untouched and unsigned\n",
+			from, strings.Join(pc.LocalDomains, ", "))
+	}
+	for _, g := range dec.Groups {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(g.Rcpts, ", "))
+		switch {
+		case g.Reason == policy.ReasonInternal:
+			fmt.Fprintln(w, "  pass: internal recipient (policy.local_domains)")
+		case g.Reason != "":
+			fmt.Fprintf(w, "  pass: %s\n", g.Reason)
+		default:
+			fmt.Fprintf(w, "  decided by rule %s\n", g.Rule)
+			writeSettings(w, g)
+			if g.Settings.Action != policy.Pass {
+				fmt.Fprintln(w, "  (only mail with attachments is zipped or refused; other mail passes as sent)")
+			}
+		}
+	}
+	return nil
+}
+
+// shortDuration writes 15m rather than 15m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
