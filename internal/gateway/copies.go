@@ -61,15 +61,22 @@ func original(env *relay.Envelope, groups []policy.Group) *outgoing {
 	return c
 }
 
-// add puts a group's recipients, with their DSN parameters, in c.
+// add puts a group's recipients, with their DSN parameters, in c, in
+// the order the envelope has them.
 func (c *outgoing) add(env *relay.Envelope, g policy.Group) {
 	c.groups = append(c.groups, g)
-	for _, addr := range g.Rcpts {
-		for _, r := range env.Rcpts {
-			if r.Addr == addr {
-				c.env.Rcpts = append(c.env.Rcpts, r)
-				break
-			}
+	in := map[string]bool{}
+	for _, r := range c.env.Rcpts {
+		in[r.Addr] = true
+	}
+	for _, a := range g.Rcpts {
+		in[a] = true
+	}
+	c.env.Rcpts = c.env.Rcpts[:0]
+	for _, r := range env.Rcpts {
+		if in[r.Addr] {
+			c.env.Rcpts = append(c.env.Rcpts, r)
+			delete(in, r.Addr) // a recipient given twice gets one copy
 		}
 	}
 }

@@ -31,6 +31,7 @@ import (
 // harness is a real zipgate SMTP server on loopback in front of a
 // recording next hop.
 type harness struct {
+	cfg   config.Config
 	addr  string
 	hop   *mailtest.NextHop
 	logs  *syncBuffer
@@ -113,7 +114,7 @@ func startSigning(t *testing.T, mutate func(*config.Config), keys []relay.DKIMKe
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &harness{addr: ln.Addr().String(), hop: hop, logs: logs, store: st, sched: sched}
+	return &harness{cfg: cfg, addr: ln.Addr().String(), hop: hop, logs: logs, store: st, sched: sched}
 }
 
 // release runs the scheduler once, as its loop would when woken.
