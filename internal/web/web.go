@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/zipgate/zipgate/internal/notice"
+	"github.com/zipgate/zipgate/internal/policy"
 	"github.com/zipgate/zipgate/internal/release"
 	"github.com/zipgate/zipgate/internal/store"
 )
@@ -381,7 +382,17 @@ func (s *Server) view(j *store.Job, token string, ln links, m *bi) *jobView {
 	switch j.State {
 	case store.Pending, store.Scheduled:
 		v.Class, v.Open, v.Due, v.CSRF = "open", true, s.full(j.DueAt), s.csrf(token)
+		toYou := j.PasswordTo == policy.ToSender
 		switch {
+		case j.DueAt.IsZero(): // password_to manual
+			v.Due = "—"
+			v.State = bi{"パスワードは、このページで「今すぐ送る」を押すまで宛先へ送られません。",
+				"The password is not sent to the recipients until you press Release now on this page."}
+		case toYou && j.DueAt.After(now):
+			ja, en := remaining(j.DueAt.Sub(now))
+			v.State = bi{
+				fmt.Sprintf("パスワードは %s にあなた宛てに送られます（%s）。宛先の方へは、メール以外の方法でお伝えください。", at(j.DueAt), ja),
+				fmt.Sprintf("The password will be mailed to you at %s (%s); give it to the recipients by another way than mail.", at(j.DueAt), en)}
 		case j.Attempts > 0 && j.NextAttempt.After(now) && !j.DueAt.After(now):
 			v.State = bi{
 				fmt.Sprintf("前回の送信がうまくいかなかったため、パスワードは %s に再送されます。", at(j.NextAttempt)),
@@ -402,6 +413,10 @@ func (s *Server) view(j *store.Job, token string, ln links, m *bi) *jobView {
 		v.Class = "done"
 		v.State = bi{fmt.Sprintf("パスワードは %s に送信されました。", at(j.FinishedAt)),
 			fmt.Sprintf("The password was sent at %s.", at(j.FinishedAt))}
+		if j.PasswordTo == policy.ToSender {
+			v.State = bi{fmt.Sprintf("パスワードは %s にあなた宛てに送信されました。", at(j.FinishedAt)),
+				fmt.Sprintf("The password was mailed to you at %s.", at(j.FinishedAt))}
+		}
 	case store.Canceled:
 		v.Class = "canceled"
 		v.State = bi{fmt.Sprintf("パスワードの送信は %s に取り消されました。パスワードは送られません。", at(j.FinishedAt)),

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zipgate/zipgate/internal/policy"
 	"github.com/zipgate/zipgate/internal/release"
 	"github.com/zipgate/zipgate/internal/store"
 )
@@ -547,4 +548,46 @@ func TestScreenshot(t *testing.T) {
 	}
 	shot("conflict.png", "file://"+p, 900)
 	shot("notfound.png", f.ts.URL+"/nope", 900)
+}
+
+// The page says who gets the password: nobody until Release now (manual),
+// or the sender.
+func TestPasswordToOnThePage(t *testing.T) {
+	f := setup(t)
+	for _, tc := range []struct {
+		to    policy.PasswordTo
+		due   time.Time
+		wants []string
+	}{
+		{policy.Manual, time.Time{}, []string{"「今すぐ送る」を押すまで宛先へ送られません", "until you press Release now", "今すぐ送る / Release now"}},
+		{policy.ToSender, f.now.Add(10 * time.Minute), []string{"10:10 JST にあなた宛てに送られます", "mailed to you at 10:10 JST"}},
+	} {
+		id := "job-" + string(tc.to)
+		j := &store.Job{ID: id, Sender: "taro@example.jp", Rcpts: []string{"hanako@example.com"}, ZipName: "a.zip",
+			Password: "pw", CreatedAt: f.now, DueAt: tc.due, PasswordTo: tc.to}
+		if err := f.st.Create(f.ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.Schedule(f.ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		token, hash, _ := release.NewToken()
+		if err := f.st.SetToken(f.ctx, id, hash); err != nil {
+			t.Fatal(err)
+		}
+		r := f.do(t, "GET", "/s/"+token, nil)
+		for _, w := range tc.wants {
+			if !strings.Contains(r.body, w) {
+				t.Errorf("%s: page lacks %q", tc.to, w)
+			}
+		}
+		if tc.to == policy.Manual {
+			if r := f.post(t, token, "release", f.srv.csrf(token)); r.code != http.StatusSeeOther {
+				t.Fatalf("release now: %d", r.code)
+			}
+			if j := f.job(t, id); !j.DueAt.Equal(f.now) {
+				t.Errorf("after Release now the job is due %v, want %v", j.DueAt, f.now)
+			}
+		}
+	}
 }
