@@ -37,8 +37,9 @@ type outgoing struct {
 	out     *spool.File
 	entries []zipper.Entry
 
-	accepted  bool  // the next hop said 250
-	recordErr error // recording that failed after the 250
+	accepted  bool          // the next hop said 250
+	recordErr error         // recording that failed after the 250
+	recorded  time.Duration // from the 250 to the record: the crash window
 	err       error // why it did not leave
 	dkim      string
 }
@@ -256,7 +257,9 @@ func (c *outgoing) send(ctx context.Context, g *Gateway, m *store.Message, msg *
 				job, due = c.job.ID, c.due(now)
 				c.job.DueAt = due
 			}
+			t0 := time.Now()
 			err := g.store.Delivered(context.WithoutCancel(ctx), m, c.addrs(), job, due, now)
+			c.recorded = time.Since(t0)
 			if errors.Is(err, store.ErrNotFound) {
 				// Recorded as delivered, but its job is gone (deleted by
 				// hand): nothing a retry could mend.

@@ -61,6 +61,9 @@ func groupAttrs(g policy.Group, c *outgoing) map[string]any {
 		return a
 	}
 	a["delivered"] = c.accepted && c.recordErr == nil
+	if c.accepted {
+		a["record_ms"] = float64(c.recorded.Microseconds()) / 1000
+	}
 	if c.action == policy.Encrypt {
 		a["zip_method"], a["filename_encoding"] = c.settings.ZipMethod, c.settings.FilenameEncoding
 		a["password_to"], a["language"] = string(c.settings.PasswordTo), c.settings.Language

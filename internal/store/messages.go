@@ -137,11 +137,11 @@ func (s *SQLite) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) erro
 			return err
 		}
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx, false)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
+	defer done()
 	if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {
 		return fmt.Errorf("message %s: %w", m.ID, err)
 	}
@@ -160,11 +160,12 @@ func (s *SQLite) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) erro
 }
 
 func (s *SQLite) Delivered(ctx context.Context, m *Message, rcpts []string, job string, due, now time.Time) error {
-	tx, err := s.db.BeginTx(ctx, nil)
+	// Urgent: the crash window is open until this commits.
+	tx, done, err := s.begin(ctx, true)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback()
+	defer done()
 	if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {
 		return fmt.Errorf("message %s: %w", m.ID, err)
 	}

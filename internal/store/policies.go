@@ -65,7 +65,7 @@ func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {
 	if p.Delay != nil {
 		delay = sql.NullInt64{Int64: p.Delay.Milliseconds(), Valid: true}
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err := s.exec(ctx, false, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
 			delay_ms = excluded.delay_ms, zip_method = excluded.zip_method,
 			filename_encoding = excluded.filename_encoding, language = excluded.language,
@@ -79,7 +79,7 @@ func (s *SQLite) DeletePolicy(ctx context.Context, domain string) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `DELETE FROM policies WHERE domain = ?`, domain)
+	res, err := s.exec(ctx, false, `DELETE FROM policies WHERE domain = ?`, domain)
 	if err != nil {
 		return err
 	}

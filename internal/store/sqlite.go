@@ -94,8 +94,29 @@ var migrations = []string{
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
 // job written before a relay survives a power cut.
 type SQLite struct {
-	db  *sql.DB
+	db  *sql.DB // reads, on several connections (WAL lets them run beside a write)
+	w   *sql.DB // writes, on one connection, through the gate
+	g   gate
 	sec *sealer
+}
+
+// exec runs one write statement through the gate.
+func (s *SQLite) exec(ctx context.Context, urgent bool, query string, args ...any) (sql.Result, error) {
+	s.g.lock(urgent)
+	defer s.g.unlock()
+	return s.w.ExecContext(ctx, query, args...)
+}
+
+// begin starts a write transaction through the gate; call done after
+// Commit or Rollback.
+func (s *SQLite) begin(ctx context.Context, urgent bool) (tx *sql.Tx, done func(), err error) {
+	s.g.lock(urgent)
+	tx, err = s.w.BeginTx(ctx, nil)
+	if err != nil {
+		s.g.unlock()
+		return nil, nil, err
+	}
+	return tx, func() { tx.Rollback(); s.g.unlock() }, nil
 }
 
 // OpenSQLite opens (creating and migrating) the database at path; key
@@ -122,14 +143,24 @@ func OpenSQLite(ctx context.Context, path string, key []byte) (*SQLite, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &SQLite{db: db, sec: sec}
-	if err := s.migrate(ctx); err != nil {
+	// One connection for the writes of this process: they queue at the
+	// gate and go the moment the last one commits, rather than in SQLite's
+	// busy handler, which sleeps up to 100 ms between tries. Other
+	// processes (the CLI) still meet the busy timeout.
+	w, err := sql.Open("sqlite", "file:"+name+"?"+q.Encode())
+	if err != nil {
 		db.Close()
+		return nil, err
+	}
+	w.SetMaxOpenConns(1)
+	s := &SQLite{db: db, w: w, sec: sec}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
 	// Subjects, recipients and file names are for the admin only.
 	if err := os.Chmod(path, 0o600); err != nil {
-		db.Close()
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -151,7 +182,7 @@ func Open(ctx context.Context, dbFile, keyFile string) (*SQLite, []byte, error) 
 }
 
 func (s *SQLite) migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+	if _, err := s.exec(ctx, false, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
 		return err
 	}
 	// The version is read inside the migration's transaction (BEGIN
@@ -168,11 +199,11 @@ func (s *SQLite) migrate(ctx context.Context) error {
 // migrateOne applies the next migration, if any; done reports that the
 // schema is up to date.
 func (s *SQLite) migrateOne(ctx context.Context) (done bool, err error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, release, err := s.begin(ctx, false)
 	if err != nil {
 		return false, err
 	}
-	defer tx.Rollback()
+	defer release()
 	var v int
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
 		return false, err
@@ -192,7 +223,7 @@ func (s *SQLite) migrateOne(ctx context.Context) (done bool, err error) {
 	return false, tx.Commit()
 }
 
-func (s *SQLite) Close() error { return s.db.Close() }
+func (s *SQLite) Close() error { return errors.Join(s.w.Close(), s.db.Close()) }
 
 func ms(t time.Time) int64 {
 	if t.IsZero() {
@@ -213,7 +244,7 @@ func (s *SQLite) Create(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.db.ExecContext(ctx, insertJob, s.jobArgs(j, sealed)...)
+	_, err = s.exec(ctx, false, insertJob, s.jobArgs(j, sealed)...)
 	if err == nil {
 		j.State = Pending
 	}
@@ -242,8 +273,8 @@ func orDefaultPT(p policy.PasswordTo) policy.PasswordTo {
 
 // transition runs an UPDATE that applies only in the given states and
 // explains a miss by the job's current state.
-func (s *SQLite) transition(ctx context.Context, id, query string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, query, args...)
+func (s *SQLite) transition(ctx context.Context, urgent bool, id, query string, args ...any) error {
+	res, err := s.exec(ctx, urgent, query, args...)
 	if err != nil {
 		return err
 	}
@@ -270,16 +301,16 @@ func (s *SQLite) transition(ctx context.Context, id, query string, args ...any) 
 }
 
 func (s *SQLite) Schedule(ctx context.Context, id string) error {
-	return s.transition(ctx, id, `UPDATE jobs SET state = 'scheduled' WHERE id = ? AND state = 'pending'`, id)
+	return s.transition(ctx, false, id, `UPDATE jobs SET state = 'scheduled' WHERE id = ? AND state = 'pending'`, id)
 }
 
 func (s *SQLite) Discard(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `DELETE FROM jobs WHERE id = ? AND state = 'pending'`, id)
+	_, err := s.exec(ctx, false, `DELETE FROM jobs WHERE id = ? AND state = 'pending'`, id)
 	return err
 }
 
 func (s *SQLite) Recover(ctx context.Context) (int, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled' WHERE state = 'sending'`)
+	res, err := s.exec(ctx, false, `UPDATE jobs SET state = 'scheduled' WHERE state = 'sending'`)
 	if err != nil {
 		return 0, err
 	}
@@ -288,38 +319,39 @@ func (s *SQLite) Recover(ctx context.Context) (int, error) {
 }
 
 func (s *SQLite) Cancel(ctx context.Context, id string, now time.Time) error {
-	return s.transition(ctx, id, `UPDATE jobs SET state = 'canceled', finished_at = ?, password = NULL
+	return s.transition(ctx, false, id, `UPDATE jobs SET state = 'canceled', finished_at = ?, password = NULL
 		WHERE id = ? AND state IN ('pending', 'scheduled')`, ms(now), id)
 }
 
 // ReleaseNow also releases a job that waits for the sender (due_at 0).
 func (s *SQLite) ReleaseNow(ctx context.Context, id string, now time.Time) error {
-	return s.transition(ctx, id, `UPDATE jobs SET due_at = CASE WHEN due_at = 0 OR due_at > ? THEN ? ELSE due_at END,
+	return s.transition(ctx, false, id, `UPDATE jobs SET due_at = CASE WHEN due_at = 0 OR due_at > ? THEN ? ELSE due_at END,
 		next_attempt = 0 WHERE id = ? AND state IN ('pending', 'scheduled')`, ms(now), ms(now), id)
 }
 
 func (s *SQLite) Claim(ctx context.Context, id string, now time.Time) error {
-	return s.transition(ctx, id, `UPDATE jobs SET state = 'sending'
+	return s.transition(ctx, false, id, `UPDATE jobs SET state = 'sending'
 		WHERE id = ? AND state = 'scheduled' AND due_at > 0 AND due_at <= ? AND next_attempt <= ?`, id, ms(now), ms(now))
 }
 
 func (s *SQLite) MarkReleased(ctx context.Context, id string, now time.Time) error {
-	return s.transition(ctx, id, `UPDATE jobs SET state = 'released', finished_at = ?, password = NULL, last_error = ''
+	// Urgent: it records what the next hop just accepted.
+	return s.transition(ctx, true, id, `UPDATE jobs SET state = 'released', finished_at = ?, password = NULL, last_error = ''
 		WHERE id = ? AND state = 'sending'`, ms(now), id)
 }
 
 func (s *SQLite) MarkRetry(ctx context.Context, id string, next time.Time, reason string) error {
-	return s.transition(ctx, id, `UPDATE jobs SET state = 'scheduled', attempts = attempts + 1, next_attempt = ?, last_error = ?
+	return s.transition(ctx, false, id, `UPDATE jobs SET state = 'scheduled', attempts = attempts + 1, next_attempt = ?, last_error = ?
 		WHERE id = ? AND state = 'sending'`, ms(next), reason, id)
 }
 
 func (s *SQLite) MarkFailed(ctx context.Context, id string, now time.Time, reason string) error {
-	return s.transition(ctx, id, `UPDATE jobs SET state = 'failed', finished_at = ?, password = NULL, attempts = attempts + 1, last_error = ?
+	return s.transition(ctx, false, id, `UPDATE jobs SET state = 'failed', finished_at = ?, password = NULL, attempts = attempts + 1, last_error = ?
 		WHERE id = ? AND state = 'sending'`, ms(now), reason, id)
 }
 
 func (s *SQLite) SetToken(ctx context.Context, id string, tokenHash []byte) error {
-	res, err := s.db.ExecContext(ctx, `UPDATE jobs SET token_hash = ? WHERE id = ?`, tokenHash, id)
+	res, err := s.exec(ctx, false, `UPDATE jobs SET token_hash = ? WHERE id = ?`, tokenHash, id)
 	if err != nil {
 		return err
 	}
@@ -330,12 +362,12 @@ func (s *SQLite) SetToken(ctx context.Context, id string, tokenHash []byte) erro
 }
 
 func (s *SQLite) MarkNoticeSent(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET notice_sent = 1 WHERE id = ?`, id)
+	_, err := s.exec(ctx, false, `UPDATE jobs SET notice_sent = 1 WHERE id = ?`, id)
 	return err
 }
 
 func (s *SQLite) MarkConfirmSent(ctx context.Context, id string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE jobs SET confirm_sent = 1 WHERE id = ?`, id)
+	_, err := s.exec(ctx, false, `UPDATE jobs SET confirm_sent = 1 WHERE id = ?`, id)
 	return err
 }
 
@@ -343,11 +375,11 @@ func (s *SQLite) MarkConfirmSent(ctx context.Context, id string) error {
 // came back from Postfix), and the records of messages, all older than
 // before. It counts the jobs.
 func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, done, err := s.begin(ctx, false)
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
+	defer done()
 	res, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE (finished_at > 0 AND finished_at < ?)
 		OR (state = 'pending' AND created_at < ?)`, ms(before), ms(before))
 	if err != nil {
