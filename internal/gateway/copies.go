@@ -40,7 +40,7 @@ type outgoing struct {
 	accepted  bool          // the next hop said 250
 	recordErr error         // recording that failed after the 250
 	recorded  time.Duration // from the 250 to the record: the crash window
-	err       error // why it did not leave
+	err       error         // why it did not leave
 	dkim      string
 }
 
