@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -261,5 +262,22 @@ key_file = "`+dir+`/zipgate.key"
 	}
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The example file is what the package installs as
+// /etc/zipgate/zipgate.toml: it must load, and say the defaults but for
+// its absolute data_dir.
+func TestExampleConfigIsTheDefaults(t *testing.T) {
+	c, err := Load("../../deploy/zipgate.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DataDir != "/var/lib/zipgate" {
+		t.Errorf("data_dir = %q, want the package's /var/lib/zipgate", c.DataDir)
+	}
+	c.DataDir = Defaults().DataDir
+	if !reflect.DeepEqual(c, Defaults()) {
+		t.Errorf("the example differs from Defaults():\n%+v\n%+v", c, Defaults())
 	}
 }
