@@ -14,6 +14,7 @@
 #   4 commits after v1.2.3      -> 1.2.3+git4.g<hash>
 #   no tag yet                  -> 0.0.0+git<commits>.g<hash>
 #   uncommitted changes         -> ... .dirty
+#   ZIPGATE_VERSION=1.2.3-1     -> 1.2.3-1
 # and goes into the binary (zipgate version) with the full commit.
 # Prints the path of each package built.
 set -euo pipefail
@@ -48,7 +49,8 @@ debian_version() {
 	echo "0.0.0+git$(git rev-list --count HEAD).g$hash$dirty"
 }
 
-VERSION=$(debian_version)
+# ZIPGATE_VERSION overrides it (a release build, an upgrade test).
+VERSION=${ZIPGATE_VERSION:-$(debian_version)}
 COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 [[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] || COMMIT=$COMMIT-dirty
 # Files in the packages carry the commit's time, so two builds of one
