@@ -3,9 +3,11 @@ package config
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -218,18 +220,25 @@ base_url = "zipgate.example.jp"
 	}
 }
 
+// A data_dir this user cannot write, or cannot make, is reported. Under
+// root (CI) every directory is writable, so the test runs itself again as
+// nobody (uid 65534) on a directory root owns.
 func TestDataDirChecks(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("root may write anywhere: the unwritable cases cannot be made (CI runs as root; run as a user to check them)")
+	parent := os.Getenv("ZIPGATE_TEST_UNWRITABLE")
+	if parent == "" {
+		parent = t.TempDir()
+		if os.Geteuid() == 0 {
+			asNobody(t, parent)
+			return
+		}
+		if err := os.Chmod(parent, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(parent, 0o755) })
 	}
-	ro := t.TempDir()
-	if err := os.Chmod(ro, 0o555); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Chmod(ro, 0o755) })
 	for _, tc := range []struct{ dir, want string }{
-		{ro, "is not writable by user"},
-		{filepath.Join(ro, "a", "b"), "does not exist and user"},
+		{parent, "is not writable by user"},
+		{filepath.Join(parent, "a", "b"), "does not exist and user"},
 	} {
 		c := Defaults()
 		c.DataDir = tc.dir
@@ -237,6 +246,39 @@ func TestDataDirChecks(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("data_dir %s: want %q, got %v", tc.dir, tc.want, err)
 		}
+	}
+}
+
+// asNobody runs TestDataDirChecks in a copy of this test binary as uid
+// 65534, on dir (root's, 0755).
+func asNobody(t *testing.T, dir string) {
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The go-build directory is root's alone: copy the binary out.
+	binDir, err := os.MkdirTemp("", "zipgate-config-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(binDir) })
+	copyBin := filepath.Join(binDir, "config.test")
+	for _, err := range []error{os.Chmod(binDir, 0o755), os.WriteFile(copyBin, bin, 0o755), os.Chmod(filepath.Dir(dir), 0o755)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(copyBin, "-test.run=^TestDataDirChecks$", "-test.v")
+	cmd.Dir = binDir
+	cmd.Env = append(os.Environ(), "ZIPGATE_TEST_UNWRITABLE="+dir, "HOME="+binDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	t.Logf("as uid 65534:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestDataDirChecks") {
+		t.Fatalf("as uid 65534: %v", err)
 	}
 }
 
