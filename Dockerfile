@@ -1,6 +1,6 @@
 # zipgate image: a static binary on distroless, running as a non-root user.
 #   docker build -t zipgate .
-#   docker build --build-arg VERSION=v1.2.3 -t zipgate:v1.2.3 .
+#   docker build --build-arg VERSION=1.2.3 --build-arg COMMIT=$(git rev-parse HEAD) -t zipgate:1.2.3 .
 # See "Docker" in README.md for running it next to Postfix.
 
 FROM golang:1.26 AS build
@@ -10,8 +10,9 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=
+ARG COMMIT=
 RUN CGO_ENABLED=0 go build -trimpath \
-      -ldflags "-s -w -X github.com/zipgate/zipgate/internal/cli.Version=${VERSION}" \
+      -ldflags "-s -w -X github.com/zipgate/zipgate/internal/cli.Version=${VERSION} -X github.com/zipgate/zipgate/internal/cli.Commit=${COMMIT}" \
       -o /out/zipgate ./cmd/zipgate \
  && mkdir -p -m 0700 /out/data
 

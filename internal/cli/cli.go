@@ -30,8 +30,10 @@ import (
 	"github.com/zipgate/zipgate/internal/web"
 )
 
-// Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3".
-var Version = ""
+// Version and Commit are set at build time (scripts/package.sh):
+//
+//	-ldflags "-X github.com/zipgate/zipgate/internal/cli.Version=1.2.3 -X github.com/zipgate/zipgate/internal/cli.Commit=<hash>"
+var Version, Commit = "", ""
 
 const usage = `zipgate: puts outgoing attachments into a password-protected zip and mails the password separately.
 
@@ -68,7 +70,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	case "dkim":
 		return dkimCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
-		fmt.Fprintln(stdout, "zipgate", version())
+		fmt.Fprintf(stdout, "zipgate %s (commit %s)\n", version(), commit())
 		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
@@ -103,6 +105,7 @@ func loadConfig(path string, apply func(*config.Config)) (config.Config, error) 
 	if _, err := relay.LoadDKIM(dkimKeys(cfg)); err != nil {
 		problems = append(problems, strings.Split(err.Error(), "\n")...)
 	}
+	problems = append(problems, checkTemplates(cfg)...)
 	if len(problems) > 0 {
 		return cfg, &config.Problems{List: problems}
 	}
@@ -127,18 +130,26 @@ func configtest(args []string, stdout, stderr io.Writer) int {
 func serve(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (TOML); none means the built-in defaults")
-	listen := fs.String("listen", "", "SMTP address to listen on (smtp.listen)")
-	nextHop := fs.String("next-hop", "", "where rewritten mail goes (relay.next_hop)")
-	data := fs.String("data", "", "state directory (data_dir)")
-	delay := fs.Duration("delay", -1, "time between a message and its password mail, e.g. 10m (release.delay)")
-	webListen := fs.String("web-listen", "", "address of the sender page (web.listen)")
+	// Each flag overrides its key; without it the key's value in the
+	// file counts, else the built-in default shown here.
+	d := config.Defaults()
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: zipgate serve [flags]\n\nFlags override the configuration file, whose keys default to the values shown.\n\n")
+		fs.PrintDefaults()
+	}
+	path := fs.String("config", "", "configuration `file` (TOML); none means the built-in defaults")
+	listen := fs.String("listen", "", "SMTP `address` Postfix hands mail to (smtp.listen, default "+d.SMTP.Listen+")")
+	nextHop := fs.String("next-hop", "", "`address` rewritten mail goes to (relay.next_hop, default "+d.Relay.NextHop+")")
+	data := fs.String("data", "", "state `directory` (data_dir, default "+d.DataDir+")")
+	var delay durationFlag
+	fs.Var(&delay, "delay", "`time` between a message and its password mail; 0s sends it at once (release.delay, default "+shortDuration(d.Release.Delay.D())+")")
+	webListen := fs.String("web-listen", "", "`address` of the sender page (web.listen, default "+d.Web.Listen+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	cfg, err := loadConfig(*path, func(c *config.Config) {
-		if *delay >= 0 {
-			c.Release.Delay = config.Duration(*delay)
+		if delay.set {
+			c.Release.Delay = config.Duration(delay.d)
 		}
 		if *webListen != "" {
 			// Links follow the page unless a base URL was set on purpose.
@@ -223,7 +234,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("zipgate started", "version", version(), "listen", ln.Addr().String(),
+	log.Info("zipgate started", "version", version(), "commit", commit(), "listen", ln.Addr().String(),
 		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "delay", cfg.Release.Delay.D().String(),
 		"data_dir", cfg.DataDir)
 
@@ -288,16 +299,36 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
+// version is the release (from git describe, through -ldflags), or
+// "dev" for a plain go build.
 func version() string {
 	if Version != "" {
 		return Version
 	}
+	return "dev"
+}
+
+// commit is the source's git commit: from -ldflags, else what go build
+// recorded from the checkout, else "unknown".
+func commit() string {
+	if Commit != "" {
+		return Commit
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", false
 		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
 			}
 		}
+		if rev != "" && dirty {
+			return rev + "-dirty"
+		} else if rev != "" {
+			return rev
+		}
 	}
-	return "dev"
+	return "unknown"
 }

@@ -23,8 +23,8 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 	verb := args[0]
 	fs := flag.NewFlagSet("jobs "+verb, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file (TOML)")
-	data := fs.String("data", "", "state directory (data_dir)")
+	path := fs.String("config", "", "the server's configuration `file`, to find its store")
+	data := fs.String("data", "", "the server's state `directory` (data_dir); overrides the file's")
 	state := fs.String("state", "", "only jobs in this state (list)")
 	limit := fs.Int("limit", 50, "at most this many jobs (list)")
 	pos, err := parseArgs(fs, args[1:])
@@ -40,7 +40,7 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zipgate: configuration:\n%s\n", err)
 		return 1
 	}
-	st, _, err := openStore(cfg)
+	st, err := openExistingStore(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "zipgate: %v\n", err)
 		return 1

@@ -2,6 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +81,45 @@ func TestJobsFlagsAfterTheID(t *testing.T) {
 	}
 	if code, _, errOut := runCLI("jobs", "show", "job1", "job2", "-data", data); code != 2 || !strings.Contains(errOut, "give one job ID") {
 		t.Fatalf("two IDs: exit %d, %q", code, errOut)
+	}
+}
+
+// The admin commands never make a store: pointed at the wrong place they
+// say so, and leave nothing behind.
+func TestJobsRefuseAMissingStore(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nothing-here")
+	code, out, errOut := runCLI("jobs", "list", "-data", missing)
+	if code != 1 || out != "" || !strings.Contains(errOut, "no zipgate store in "+missing+"; give -data or -config") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the command made %s: %v", missing, err)
+	}
+
+	// In another directory without flags: the default ./zipgate-data,
+	// named in full.
+	t.Chdir(t.TempDir())
+	wd, _ := os.Getwd()
+	code, _, errOut = runCLI("jobs", "cancel", "job1")
+	if code != 1 || !strings.Contains(errOut, "no zipgate store in "+filepath.Join(wd, "zipgate-data")+"; give -data or -config") {
+		t.Fatalf("exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat("zipgate-data"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("jobs cancel made ./zipgate-data: %v", err)
+	}
+}
+
+func TestJobsRefuseAStoreWithoutItsKey(t *testing.T) {
+	data := t.TempDir()
+	seedJob(t, data, "job1")
+	cfg := config.Defaults()
+	cfg.DataDir = data
+	os.Rename(cfg.KeyFile(), cfg.KeyFile()+".elsewhere")
+	code, _, errOut := runCLI("jobs", "list", "-data", data)
+	if code != 1 || !strings.Contains(errOut, "has no key file "+cfg.KeyFile()) {
+		t.Fatalf("exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(cfg.KeyFile()); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a new key was made: %v", err)
 	}
 }

@@ -96,7 +96,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zipgate: configuration:\n%s\n", err)
 		return 1
 	}
-	st, _, err := openStore(cfg)
+	st, err := openExistingStore(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "zipgate: %v\n", err)
 		return 1
@@ -361,16 +361,4 @@ func testPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Conf
 		}
 	}
 	return nil
-}
-
-// shortDuration writes 15m rather than 15m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

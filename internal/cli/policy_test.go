@@ -12,8 +12,21 @@ import (
 	"github.com/zipgate/zipgate/internal/policy"
 )
 
+// storeDir is a data directory with a store in it, as a server leaves.
+func storeDir(t *testing.T) string {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.DataDir = t.TempDir()
+	st, _, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	return cfg.DataDir
+}
+
 func TestPolicyCommands(t *testing.T) {
-	data := t.TempDir()
+	data := storeDir(t)
 	// Flags after the domain, as admins type them.
 	code, out, errOut := runCLI("policy", "set", "partner.example", "-zip-method", "zipcrypto", "-filename-encoding", "cp932",
 		"-delay", "15m", "-note", "Windows Explorer", "-data", data)
@@ -89,7 +102,7 @@ func TestPolicyCommands(t *testing.T) {
 }
 
 func TestPolicyTest(t *testing.T) {
-	data := t.TempDir()
+	data := storeDir(t)
 	conf := filepath.Join(t.TempDir(), "zipgate.toml")
 	os.WriteFile(conf, []byte("[policy]\nlocal_domains = [\"example.co.jp\", \"*.example.co.jp\"]\n"), 0o600)
 	for _, args := range [][]string{
@@ -121,5 +134,16 @@ func TestPolicyTest(t *testing.T) {
 	_, out, _ = runCLI("policy", "test", "-config", conf, "-data", data, "-from", "someone@internet.example", "-to", "bob@partner.example")
 	if !strings.Contains(out, "not local") || !strings.Contains(out, "pass: sender not local") {
 		t.Errorf("sender not local:\n%s", out)
+	}
+}
+
+func TestPolicyRefusesAMissingStore(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "nothing-here")
+	code, _, errOut := runCLI("policy", "set", "partner.example", "-action", "pass", "-data", missing)
+	if code != 1 || !strings.Contains(errOut, "no zipgate store in "+missing) {
+		t.Fatalf("exit %d, %q", code, errOut)
+	}
+	if _, err := os.Stat(missing); err == nil {
+		t.Fatal("policy set made a store")
 	}
 }

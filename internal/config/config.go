@@ -5,13 +5,19 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
+	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"text/template"
 	"time"
 
@@ -188,26 +194,29 @@ func Defaults() Config {
 			Delay:     Duration(10 * time.Minute),
 			Retention: Duration(90 * 24 * time.Hour),
 		},
-		Web: Web{Listen: "127.0.0.1:8025", BaseURL: "http://127.0.0.1:8025"},
+		Web:    Web{Listen: "127.0.0.1:8025", BaseURL: "http://127.0.0.1:8025"},
+		Policy: Policy{LocalDomains: []string{}},
 	}
 }
 
-// Load reads a TOML file over the defaults. Syntax errors and unknown
-// keys come back as *Problems; call Validate after applying any flags.
+// Load reads a TOML file over the defaults. Each key is decoded on its
+// own: bad values, values of the wrong type and unknown keys all come
+// back together as *Problems (a syntax error stops the reading there),
+// and every other key is still applied. Call Validate after applying any
+// flags.
 func Load(path string) (Config, error) {
 	c := Defaults()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return c, err
 	}
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&c)
+	var top map[string]toml.Primitive
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&top)
 	if err != nil {
 		return c, &Problems{List: []string{fmt.Sprintf("%s: %v", path, err)}}
 	}
 	var p Problems
-	for _, k := range md.Undecoded() {
-		p.add("%s: unknown key %q", path, k.String())
-	}
+	newDecoder(md, path, &p).table(top, reflect.ValueOf(&c).Elem(), nil, "")
 	if len(p.List) > 0 {
 		return c, &p
 	}
@@ -226,14 +235,19 @@ func (c Config) problems() []string {
 	var p Problems
 	if c.DataDir == "" {
 		p.add("data_dir: must not be empty")
+	} else {
+		checkWritableDir(&p, "data_dir", c.DataDir)
+	}
+	if c.Release.KeyFile != "" {
+		checkKeyFile(&p, "release.key_file", c.Release.KeyFile)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		p.add("log_level: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
-	checkAddr(&p, "smtp.listen", c.SMTP.Listen)
-	checkAddr(&p, "relay.next_hop", c.Relay.NextHop)
+	checkAddr(&p, "smtp.listen", c.SMTP.Listen, true)
+	checkAddr(&p, "relay.next_hop", c.Relay.NextHop, false)
 	if c.SMTP.Hostname == "" || strings.ContainsAny(c.SMTP.Hostname, " \t\r\n") {
 		p.add("smtp.hostname: %q is not a host name", c.SMTP.Hostname)
 	}
@@ -274,17 +288,14 @@ func (c Config) problems() []string {
 	default:
 		p.add("zip.filename_encoding: %q is not utf-8 or cp932", c.Zip.FilenameEncoding)
 	}
-	if _, err := template.New("zip").Parse(c.Zip.NameTemplate); err != nil || c.Zip.NameTemplate == "" {
-		p.add("zip.name_template: %q is not a usable template: %v", c.Zip.NameTemplate, err)
-	}
-	if c.Notice.Text != "" {
-		if _, err := template.New("notice").Parse(c.Notice.Text); err != nil {
-			p.add("notice.text: %v", err)
-		}
-	}
-	checkAddr(&p, "web.listen", c.Web.Listen)
+	checkNameTemplate(&p, c.Zip.NameTemplate)
+	// notice.text is checked where the templates load (with their
+	// functions, such as size): cli's configtest.
+	checkAddr(&p, "web.listen", c.Web.Listen, true)
 	if u, err := url.Parse(c.Web.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.add("web.base_url: %q is not an http(s) URL", c.Web.BaseURL)
+		p.add("web.base_url: %q is not an absolute http(s) URL such as \"https://zipgate.example.jp\"", c.Web.BaseURL)
+	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		p.add("web.base_url: %q: links are made by adding /s/TOKEN, so no user, query or fragment", c.Web.BaseURL)
 	}
 	if c.Release.Delay < 0 {
 		p.add("release.delay: must not be negative")
@@ -335,15 +346,127 @@ func (c Config) problems() []string {
 	return p.List
 }
 
-func checkAddr(p *Problems, key, addr string) {
-	_, port, err := net.SplitHostPort(addr)
+// checkAddr wants host:port with a numeric port; a listener may leave the
+// host empty (every address) or take port 0 (any free port).
+func checkAddr(p *Problems, key, addr string, listen bool) {
+	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		p.add("%s: %q is not host:port: %v", key, addr, err)
 		return
 	}
-	if port == "" {
+	n, err := strconv.ParseUint(port, 10, 16)
+	switch {
+	case port == "":
 		p.add("%s: %q has no port", key, addr)
+	case err != nil:
+		p.add("%s: %q: port %q is not a number from 1 to 65535", key, addr, port)
+	case n == 0 && !listen:
+		p.add("%s: %q: port 0 cannot be connected to", key, addr)
 	}
+	switch {
+	case host == "" && !listen:
+		p.add("%s: %q has no host", key, addr)
+	case host == "":
+	case net.ParseIP(host) != nil:
+	case !validHostname(host):
+		p.add("%s: %q: %q is neither an IP address nor a host name", key, addr, host)
+	}
+}
+
+func validHostname(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// checkNameTemplate runs the zip name template the way the gateway does,
+// so that a misspelt field ({{.Data}}) shows here and not in a zip name.
+func checkNameTemplate(p *Problems, text string) {
+	if strings.TrimSpace(text) == "" {
+		p.add("zip.name_template: must not be empty")
+		return
+	}
+	t, err := template.New("zip.name_template").Option("missingkey=error").Parse(text)
+	if err != nil {
+		p.add("zip.name_template: %q: %v", text, err)
+		return
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, map[string]string{"Date": "20261127", "Time": "153000", "ID": "abcdefgh"}); err != nil {
+		p.add("zip.name_template: %q: %v (the fields are .Date, .Time and .ID)", text, err)
+		return
+	}
+	if strings.TrimSpace(b.String()) == "" {
+		p.add("zip.name_template: %q makes an empty name", text)
+	}
+}
+
+// Modes for access(2): this user (the one the server will run as, under
+// the unit's ExecStartPre) may write there.
+const (
+	accessW = 0x2
+	accessR = 0x4
+	accessX = 0x1
+)
+
+// checkWritableDir: dir is a directory this user can write in, or does
+// not exist yet and its nearest existing parent lets this user make it.
+func checkWritableDir(p *Problems, key, dir string) {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		// ENOTDIR: a file stands in the way; the walk up names it.
+		if (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) && filepath.Dir(d) != d {
+			continue
+		}
+		switch {
+		case err != nil:
+			p.add("%s: %q: %v", key, dir, err)
+		case !st.IsDir():
+			p.add("%s: %q: %s is not a directory", key, dir, d)
+		case syscall.Access(d, accessW|accessX) != nil && d == filepath.Clean(dir):
+			p.add("%s: %q is not writable by user %s", key, dir, whoami())
+		case syscall.Access(d, accessW|accessX) != nil:
+			p.add("%s: %q does not exist and user %s cannot make it in %s", key, dir, whoami(), d)
+		}
+		return
+	}
+}
+
+// checkKeyFile: the file can be read, or it can be made (first start).
+func checkKeyFile(p *Problems, key, file string) {
+	if _, err := os.Stat(file); err == nil {
+		if syscall.Access(file, accessR) != nil {
+			p.add("%s: %q is not readable by user %s", key, file, whoami())
+		}
+		return
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		p.add("%s: %v", key, err)
+		return
+	}
+	dir := filepath.Dir(file)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		p.add("%s: %q does not exist and its directory %s is missing", key, file, dir)
+	} else if syscall.Access(dir, accessW|accessX) != nil {
+		p.add("%s: %q does not exist and user %s cannot make it in %s", key, file, whoami(), dir)
+	}
+}
+
+func whoami() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Getuid())
 }
 
 // ParseNetwork accepts a CIDR prefix or a single address.
@@ -394,7 +517,7 @@ type Duration time.Duration
 func (d *Duration) UnmarshalText(b []byte) error {
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
-		return err
+		return fmt.Errorf("%q is not a duration; write it like \"30s\", \"10m\" or \"2h\"", b)
 	}
 	*d = Duration(v)
 	return nil

@@ -24,6 +24,7 @@ Subcommands (exit 0 = fine, 1 = a check failed, 2 = not complete yet):
       or encrypted (a copy of a sent message, not mail zipgate wrote); --mid
       matches Message-ID or In-Reply-To
   has-text FILE TEXT  a text part of the mail, decoded, contains TEXT
+  text FILE           the text parts of the mail, decoded
   password FILE       the password in a password mail
   extract-zip FILE DIR
       writes the one attachment of a rewritten message into DIR, prints its
@@ -208,6 +209,14 @@ def cmd_has_text(a):
             return 0
     print("no text part of %s contains %r" % (a.file, a.text), file=sys.stderr)
     return 1
+
+
+def cmd_text(a):
+    for part in leaf_parts(parse(a.file)):
+        if part.get_content_maintype() == "text":
+            raw = part.get_payload(decode=True) or b""
+            print(raw.decode(part.get_content_charset() or "utf-8", "replace"))
+    return 0
 
 
 def cmd_password(a):
@@ -410,6 +419,9 @@ def main():
     s.add_argument("file")
     s.add_argument("text")
     s.set_defaults(fn=cmd_has_text)
+    s = sub.add_parser("text")
+    s.add_argument("file")
+    s.set_defaults(fn=cmd_text)
     s = sub.add_parser("password")
     s.add_argument("file")
     s.set_defaults(fn=cmd_password)
