@@ -1,10 +1,14 @@
 // Command benchsink is the next hop for scripts/bench.sh: an SMTP server on
 // loopback that accepts every message and throws the data away. It writes
 // its address to -addr-file once it listens and, when stopped (SIGTERM or
-// SIGINT), prints how many messages and bytes it took.
+// SIGINT), prints how many messages and bytes it took. With -save it
+// keeps the last message zipgate rewrote (the one starting with its
+// X-Zipgate trace field) in that file, so the script can measure the zip.
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +16,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -22,13 +27,14 @@ import (
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	addrFile := flag.String("addr-file", "", "write the listening address here")
+	save := flag.String("save", "", "keep the last rewritten message in this file")
 	flag.Parse()
 
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		log.Fatal(err)
 	}
-	be := &backend{}
+	be := &backend{save: *save}
 	srv := smtp.NewServer(be)
 	srv.Domain = "benchsink.test"
 	srv.EnableSMTPUTF8 = true
@@ -58,11 +64,16 @@ func main() {
 	if err := srv.Serve(ln); err != nil && err != smtp.ErrServerClosed {
 		log.Print(err)
 	}
+	be.saving.Wait()
 	fmt.Fprintf(os.Stderr, "benchsink: accepted %d messages, %d bytes\n", be.msgs.Load(), be.bytes.Load())
 }
 
 type backend struct {
 	msgs, bytes atomic.Int64
+
+	save   string
+	saveMu sync.Mutex // one file write at a time
+	saving sync.WaitGroup
 }
 
 func (b *backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{b: b}, nil }
@@ -74,8 +85,31 @@ func (*session) Rcpt(string, *smtp.RcptOptions) error { return nil }
 func (*session) Reset()                               {}
 func (*session) Logout() error                        { return nil }
 
+const savePrefix = "X-Zipgate: encrypted"
+
 func (s *session) Data(r io.Reader) error {
-	n, err := io.Copy(io.Discard, r)
+	var n int64
+	var err error
+	br := bufio.NewReader(r)
+	if head, _ := br.Peek(len(savePrefix)); s.b.save != "" && string(head) == savePrefix {
+		// Kept in memory and written after the reply, so that saving
+		// adds next to nothing to the time the sender measures.
+		var msg bytes.Buffer
+		n, err = msg.ReadFrom(br)
+		if err == nil {
+			s.b.saving.Add(1)
+			go func() {
+				defer s.b.saving.Done()
+				s.b.saveMu.Lock()
+				defer s.b.saveMu.Unlock()
+				if err := os.WriteFile(s.b.save, msg.Bytes(), 0o644); err != nil {
+					log.Print(err)
+				}
+			}()
+		}
+	} else {
+		n, err = io.Copy(io.Discard, br)
+	}
 	if err != nil {
 		return err
 	}
