@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/zipgate/zipgate/internal/dotstuff"
 	"github.com/zipgate/zipgate/internal/reply"
 )
 
@@ -136,7 +137,7 @@ func (c *Client) send(conn net.Conn, cl *smtp.Client, m *Message) error {
 	if err != nil {
 		return classify(err, "DATA")
 	}
-	if err := writeData(conn, w, body); err != nil {
+	if err := dotstuff.Write(conn, w, body); err != nil {
 		w.Close()
 		return classify(err, "sending the message")
 	}

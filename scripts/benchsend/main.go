@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/zipgate/zipgate/internal/dotstuff"
 	"github.com/zipgate/zipgate/internal/mailtest"
 )
 
@@ -168,7 +170,9 @@ func send(ctx context.Context, addr string, msg []byte, i int) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(msg); err != nil {
+	// In blocks, as Postfix's smtp client writes, not go-smtp's byte at
+	// a time: the sender must not be what limits the server.
+	if err := dotstuff.Write(conn, w, bytes.NewReader(msg)); err != nil {
 		w.Close()
 		return err
 	}

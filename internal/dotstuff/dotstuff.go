@@ -1,4 +1,5 @@
-package relay
+// Package dotstuff sends the content of an SMTP DATA command fast.
+package dotstuff
 
 import (
 	"bytes"
@@ -6,7 +7,7 @@ import (
 	"sync"
 )
 
-// writeData sends body as the content of a DATA command that go-smtp's
+// Write sends body as the content of a DATA command that go-smtp's
 // client has opened: dw is its DataCommand, conn the connection under it.
 //
 // go-smtp writes DATA through net/textproto's DotWriter, a byte at a time
@@ -17,7 +18,7 @@ import (
 // end of data that dw.Close writes. The bytes on the wire are the ones
 // DotWriter alone would send. This relies on go-smtp having flushed
 // everything before Data returned, which it does: Data waits for the 354.
-func writeData(conn, dw io.Writer, body io.Reader) error {
+func Write(conn, dw io.Writer, body io.Reader) error {
 	bp := dataBufs.Get().(*dataBuf)
 	defer dataBufs.Put(bp)
 	buf, out := bp.in[:], bp.out[:0]

@@ -1,4 +1,4 @@
-package relay
+package dotstuff
 
 import (
 	"bufio"
@@ -14,7 +14,7 @@ import (
 
 // wire sends msg with go-smtp's client to a raw loopback server and
 // returns the bytes that arrived after the 354, up to the end of data.
-// With fast it uses writeData, else go-smtp's own DotWriter.
+// With fast it uses Write, else go-smtp's own DotWriter.
 func wire(t *testing.T, msg []byte, fast bool, wrap func(io.Reader) io.Reader) []byte {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -81,7 +81,7 @@ func wire(t *testing.T, msg []byte, fast bool, wrap func(io.Reader) io.Reader) [
 	}
 	body := wrap(bytes.NewReader(msg))
 	if fast {
-		err = writeData(conn, w, body)
+		err = Write(conn, w, body)
 	} else {
 		_, err = io.Copy(w, body)
 	}
@@ -94,9 +94,9 @@ func wire(t *testing.T, msg []byte, fast bool, wrap func(io.Reader) io.Reader) [
 	return <-got
 }
 
-// TestWriteDataSameWire: whatever the message, writeData puts the same
+// TestSameWire: whatever the message, Write puts the same
 // bytes on the wire as go-smtp's DotWriter.
-func TestWriteDataSameWire(t *testing.T) {
+func TestSameWire(t *testing.T) {
 	long := strings.Repeat("x", dataBlock+100)
 	var big strings.Builder
 	for i := 0; big.Len() < 3*dataBlock; i++ {
