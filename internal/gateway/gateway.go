@@ -37,6 +37,7 @@ type Gateway struct {
 	templates *notice.Templates
 	zipName   *template.Template
 	zipOpts   zipper.Options
+	zone      *time.Location // of the DOS times and the zip name (zip.time_zone)
 	limits    rewrite.Limits
 	tempDir   string
 	threshold int
@@ -62,7 +63,7 @@ func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templat
 	if err != nil {
 		return nil, fmt.Errorf("zip.name_template: %w", err)
 	}
-	opts := zipper.Options{Method: zipper.AES256, Names: zipper.UTF8}
+	opts := zipper.Options{Method: zipper.AES256, Names: zipper.UTF8, TempDir: tempDir}
 	if cfg.Zip.Method == "zipcrypto" {
 		opts.Method = zipper.ZipCrypto
 	}
@@ -76,6 +77,7 @@ func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templat
 		templates: tmpl,
 		zipName:   zipName,
 		zipOpts:   opts,
+		zone:      cfg.Zip.Location(),
 		limits: rewrite.Limits{
 			MaxHeaderBytes: cfg.SMTP.MaxHeaderBytes, MaxDepth: cfg.SMTP.MaxMIMEDepth, MaxParts: cfg.SMTP.MaxMIMEParts,
 		},
@@ -123,7 +125,7 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	if err != nil {
 		return reply.Internal(err)
 	}
-	now := start
+	now := start.In(g.zone)
 	zipName, err := g.renderZipName(now, rec.id)
 	if err != nil {
 		return reply.Internal(err)
