@@ -27,6 +27,9 @@
 #   concurrent  10 messages with a 10 MiB random attachment sent over 10
 #               connections at once (Postfix's default process limit)
 #
+# BENCH_ZIPGATE names a zipgate binary to measure instead of building this
+# tree's (to compare with an older build on the same harness).
+#
 # The machine is usually shared: wall-clock figures vary from run to run,
 # which is why each is a median. Nothing here asserts a time; CI runs a
 # small version and only prints it.
@@ -100,7 +103,11 @@ wait_for() {
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "building..." >&2
-go build -o "$tmp/zipgate" ./cmd/zipgate
+if [[ -n ${BENCH_ZIPGATE:-} ]]; then
+	cp "$BENCH_ZIPGATE" "$tmp/zipgate"
+else
+	go build -o "$tmp/zipgate" ./cmd/zipgate
+fi
 go build -o "$tmp/benchsink" ./scripts/benchsink
 go build -o "$tmp/benchsend" ./scripts/benchsend
 
