@@ -8,6 +8,7 @@ require (
 	github.com/emersion/go-message v0.18.2
 	github.com/emersion/go-msgauth v0.7.0
 	github.com/emersion/go-smtp v0.25.1
+	github.com/klauspost/compress v1.20.4
 	github.com/sethvargo/go-password v0.4.0
 	golang.org/x/net v0.62.0
 	golang.org/x/text v0.44.0

@@ -132,6 +132,23 @@ type Zip struct {
 	NameTemplate string `toml:"name_template"`
 	// FilenameEncoding of names inside the zip: "utf-8" or "cp932".
 	FilenameEncoding string `toml:"filename_encoding"`
+	// TimeZone of the DOS times in the zip and of the date in its name,
+	// an IANA name ("Asia/Tokyo"); empty means the local zone (TZ).
+	// Readers that know the extended timestamp show UTC-correct times
+	// whatever this is.
+	TimeZone string `toml:"time_zone"`
+}
+
+// Location is the zone of zip.time_zone; Validate has checked it.
+func (z Zip) Location() *time.Location {
+	if z.TimeZone == "" {
+		return time.Local
+	}
+	loc, err := time.LoadLocation(z.TimeZone)
+	if err != nil {
+		return time.Local
+	}
+	return loc
 }
 
 // Password says how the zip password is made.
@@ -287,6 +304,11 @@ func (c Config) problems() []string {
 	case "utf-8", "cp932":
 	default:
 		p.add("zip.filename_encoding: %q is not utf-8 or cp932", c.Zip.FilenameEncoding)
+	}
+	if c.Zip.TimeZone != "" {
+		if _, err := time.LoadLocation(c.Zip.TimeZone); err != nil {
+			p.add("zip.time_zone: %q is not a time zone name like Asia/Tokyo", c.Zip.TimeZone)
+		}
 	}
 	checkNameTemplate(&p, c.Zip.NameTemplate)
 	// notice.text is checked where the templates load (with their

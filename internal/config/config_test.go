@@ -63,13 +63,14 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	c := Defaults()
 	c.SMTP.Listen = "nonsense"
 	c.Zip.Method = "rot13"
+	c.Zip.TimeZone = "Mars/Olympus_Mons"
 	c.Password.Length = 4
 	c.SMTP.AllowedNetworks = []string{"10.0.0.0/33"}
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("want problems")
 	}
-	for _, want := range []string{"smtp.listen", "zip.method", "password.length", "smtp.allowed_networks"} {
+	for _, want := range []string{"smtp.listen", "zip.method", "zip.time_zone", "password.length", "smtp.allowed_networks"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%q missing from:\n%v", want, err)
 		}
@@ -353,5 +354,19 @@ language = "ja"
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q missing from:\n%v", want, err)
 		}
+	}
+}
+
+func TestZipTimeZone(t *testing.T) {
+	c, err := Load(writeFile(t, "[zip]\ntime_zone = \"Asia/Tokyo\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 27, 15, 0, 0, 0, time.UTC).In(c.Zip.Location())
+	if at.Hour() != 0 || at.Day() != 28 {
+		t.Errorf("15:00 UTC in zip.time_zone Asia/Tokyo is %v, want 00:00 the next day", at)
+	}
+	if Defaults().Zip.Location() != time.Local {
+		t.Error("without zip.time_zone the zone is not the local one")
 	}
 }

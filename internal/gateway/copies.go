@@ -143,14 +143,15 @@ func (g *Gateway) zip(c *outgoing, m *store.Message, pl *rewrite.Plan, prior *st
 		}
 		id = jobID(m.ID, n, prior.Message != nil)
 	}
-	zipName, err := g.renderZipName(now, id)
+	local := now.In(g.zone)
+	zipName, err := g.renderZipName(local, id)
 	if err != nil {
 		return reply.Internal(err)
 	}
 
 	zipFile := spool.New(g.tempDir, g.threshold)
 	defer zipFile.Close()
-	opts := zipper.Options{Method: zipper.AES256, Names: zipper.UTF8, Password: pw, ModTime: now}
+	opts := zipper.Options{Method: zipper.AES256, Names: zipper.UTF8, Password: pw, ModTime: local, TempDir: g.tempDir}
 	if c.settings.ZipMethod == "zipcrypto" {
 		opts.Method = zipper.ZipCrypto
 	}

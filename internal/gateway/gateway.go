@@ -39,6 +39,7 @@ type Gateway struct {
 	passwords *password.Generator
 	templates *notice.Templates
 	zipName   *template.Template
+	zone      *time.Location // of the DOS times and the zip name (zip.time_zone)
 	limits    rewrite.Limits
 	tempDir   string
 	threshold int
@@ -71,6 +72,7 @@ func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templat
 		passwords: gen,
 		templates: tmpl,
 		zipName:   zipName,
+		zone:      cfg.Zip.Location(),
 		limits: rewrite.Limits{
 			MaxHeaderBytes: cfg.SMTP.MaxHeaderBytes, MaxDepth: cfg.SMTP.MaxMIMEDepth, MaxParts: cfg.SMTP.MaxMIMEParts,
 		},

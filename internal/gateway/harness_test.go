@@ -37,6 +37,7 @@ type harness struct {
 	logs  *syncBuffer
 	store store.Store
 	sched *release.Scheduler
+	gw    *gateway.Gateway
 }
 
 // syncBuffer keeps the log lines for tests that check them.
@@ -114,7 +115,7 @@ func startSigning(t *testing.T, mutate func(*config.Config), keys []relay.DKIMKe
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &harness{cfg: cfg, addr: ln.Addr().String(), hop: hop, logs: logs, store: st, sched: sched}
+	return &harness{cfg: cfg, addr: ln.Addr().String(), hop: hop, logs: logs, store: st, sched: sched, gw: gw}
 }
 
 // release runs the scheduler once, as its loop would when woken.

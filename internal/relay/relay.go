@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/zipgate/zipgate/internal/dotstuff"
 	"github.com/zipgate/zipgate/internal/reply"
 )
 
@@ -95,7 +96,7 @@ func (c *Client) Send(ctx context.Context, msgs ...*Message) (accepted int, err 
 				return i, classify(err, "RSET")
 			}
 		}
-		if err := c.send(cl, m); err != nil {
+		if err := c.send(conn, cl, m); err != nil {
 			return i, err
 		}
 	}
@@ -103,7 +104,7 @@ func (c *Client) Send(ctx context.Context, msgs ...*Message) (accepted int, err 
 	return len(msgs), nil
 }
 
-func (c *Client) send(cl *smtp.Client, m *Message) error {
+func (c *Client) send(conn net.Conn, cl *smtp.Client, m *Message) error {
 	body := m.Open()
 	if m.Sign {
 		signed, status, err := c.DKIM.Sign(m.Open)
@@ -136,7 +137,7 @@ func (c *Client) send(cl *smtp.Client, m *Message) error {
 	if err != nil {
 		return classify(err, "DATA")
 	}
-	if _, err := io.Copy(w, body); err != nil {
+	if err := dotstuff.Write(conn, w, body); err != nil {
 		w.Close()
 		return classify(err, "sending the message")
 	}

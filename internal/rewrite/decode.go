@@ -27,43 +27,50 @@ func decoder(encoding string, r io.Reader) (io.Reader, bool) {
 }
 
 // base64Reader decodes base64, skipping every byte outside the alphabet
-// and tolerating missing padding at the end.
+// and tolerating missing padding at the end: the alphabet bytes form
+// quads, a malformed quad ("a===", or "YQ==" glued to more data is fine
+// but "Y=Q=" is not) is dropped. It works on whole blocks: line breaks
+// are cut out with bytes.IndexByte and the rest goes to
+// encoding/base64's decoder in one call; only a block that decoder
+// rejects (stray characters, padding inside) is decoded quad by quad.
+// After the first Read it allocates nothing.
 type base64Reader struct {
-	r    io.Reader
-	quad []byte // alphabet bytes not yet decoded (< 4)
-	out  []byte // decoded bytes; out[pos:] not yet returned
-	pos  int
-	in   [4096]byte
-	eof  bool
+	r     io.Reader
+	in    []byte // raw input
+	clean []byte // alphabet bytes; clean[:carry] are left from the last block
+	carry int
+	out   []byte // decoded bytes; out[pos:] not yet returned
+	pos   int
+	eof   bool
 }
+
+// base64Block is how much encoded input is read at a time.
+const base64Block = 32 << 10
 
 func (b *base64Reader) Read(p []byte) (int, error) {
 	for b.pos == len(b.out) {
 		if b.eof {
 			return 0, io.EOF
 		}
-		b.out, b.pos = b.out[:0], 0 // reuse the buffer
-		n, err := b.r.Read(b.in[:])
-		for _, c := range b.in[:n] {
-			if !isBase64(c) {
-				continue
-			}
-			b.quad = append(b.quad, c)
-			if len(b.quad) == 4 {
-				b.decodeQuad()
-			}
+		if b.in == nil {
+			b.in = make([]byte, base64Block)
+			b.clean = make([]byte, 0, base64Block+4)
+			b.out = make([]byte, 0, base64Block/4*3+3)
 		}
+		n, err := b.r.Read(b.in)
+		if err != nil && err != io.EOF {
+			return 0, err
+		}
+		b.out, b.pos = b.out[:0], 0
+		b.clean = stripLineBreaks(b.clean[:b.carry], b.in[:n])
+		b.decode()
 		if err == io.EOF {
 			b.eof = true
-			if len(b.quad) >= 2 {
+			if b.carry >= 2 {
 				// Missing padding: decode what is there.
-				for len(b.quad) < 4 {
-					b.quad = append(b.quad, '=')
-				}
-				b.decodeQuad()
+				b.clean = append(b.clean[:b.carry], "=="[:4-b.carry]...)
+				b.out = appendQuads(b.out, b.clean)
 			}
-		} else if err != nil {
-			return 0, err
 		}
 	}
 	n := copy(p, b.out[b.pos:])
@@ -71,14 +78,65 @@ func (b *base64Reader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (b *base64Reader) decodeQuad() {
-	var dst [3]byte
-	n, err := base64.StdEncoding.Decode(dst[:], b.quad)
+// decode decodes the whole quads of b.clean into b.out and keeps the
+// alphabet bytes after them as the carry for the next block.
+func (b *base64Reader) decode() {
+	k := len(b.clean) &^ 3
+	b.out = b.out[:cap(b.out)]
+	n, err := base64.StdEncoding.Decode(b.out, b.clean[:k])
 	if err == nil {
-		b.out = append(b.out, dst[:n]...)
+		b.out = b.out[:n]
+		// The tail was not looked at yet: keep its alphabet bytes.
+		b.carry = copy(b.clean, keepAlphabet(b.clean[k:k], b.clean[k:]))
+		return
 	}
-	// A malformed quad ("a===") is dropped, as clients do.
-	b.quad = b.quad[:0]
+	// Something besides the alphabet, or padding inside the block.
+	c := keepAlphabet(b.clean[:0], b.clean)
+	k = len(c) &^ 3
+	b.out = appendQuads(b.out[:0], c[:k])
+	b.carry = copy(b.clean, c[k:])
+}
+
+// stripLineBreaks appends src to dst without its CR and LF bytes, a line
+// at a time.
+func stripLineBreaks(dst, src []byte) []byte {
+	for len(src) > 0 {
+		i := bytes.IndexByte(src, '\n')
+		line := src
+		if i >= 0 {
+			line, src = src[:i], src[i+1:]
+		} else {
+			src = nil
+		}
+		if len(line) > 0 && line[len(line)-1] == '\r' {
+			line = line[:len(line)-1]
+		}
+		dst = append(dst, line...)
+	}
+	return dst
+}
+
+// keepAlphabet appends the alphabet bytes of src to dst, which may be
+// src[:0].
+func keepAlphabet(dst, src []byte) []byte {
+	for _, c := range src {
+		if isBase64(c) {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// appendQuads decodes quad by quad, dropping malformed quads as mail
+// clients do. len(src) is a multiple of 4.
+func appendQuads(dst, src []byte) []byte {
+	var q [3]byte
+	for i := 0; i+4 <= len(src); i += 4 {
+		if n, err := base64.StdEncoding.Decode(q[:], src[i:i+4]); err == nil {
+			dst = append(dst, q[:n]...)
+		}
+	}
+	return dst
 }
 
 func isBase64(c byte) bool {

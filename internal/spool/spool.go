@@ -4,9 +4,9 @@
 package spool
 
 import (
-	"bytes"
 	"io"
 	"os"
+	"sync"
 )
 
 // File is written once, then read any number of times through ReaderAt.
@@ -14,7 +14,7 @@ import (
 type File struct {
 	dir       string
 	threshold int
-	buf       bytes.Buffer
+	buf       []byte // the content while in memory; from memPool
 	f         *os.File
 	size      int64
 }
@@ -26,18 +26,19 @@ func New(dir string, threshold int) *File {
 }
 
 func (s *File) Write(p []byte) (int, error) {
-	if s.f == nil && s.buf.Len()+len(p) > s.threshold {
+	if s.f == nil && len(s.buf)+len(p) > s.threshold {
 		f, err := os.CreateTemp(s.dir, "zipgate-spool-*")
 		if err != nil {
 			return 0, err
 		}
 		// Unlinked at once on Unix: a crash leaves nothing behind.
 		_ = os.Remove(f.Name())
-		if _, err := f.Write(s.buf.Bytes()); err != nil {
+		if _, err := f.Write(s.buf); err != nil {
 			f.Close()
 			return 0, err
 		}
-		s.buf = bytes.Buffer{}
+		putMem(s.buf)
+		s.buf = nil
 		s.f = f
 	}
 	var n int
@@ -45,10 +46,39 @@ func (s *File) Write(p []byte) (int, error) {
 	if s.f != nil {
 		n, err = s.f.Write(p)
 	} else {
-		n, err = s.buf.Write(p)
+		if s.buf == nil {
+			s.buf = getMem(s.threshold)
+		}
+		s.buf = append(s.buf, p...)
+		n = len(p)
 	}
 	s.size += int64(n)
 	return n, err
+}
+
+// memPool keeps the memory of closed spools: the gateway makes two or
+// three per message, each growing to smtp.spool_memory_bytes, and would
+// otherwise leave megabytes of garbage per message.
+var memPool sync.Pool
+
+// maxPooled bounds what the pool keeps (and so what stays allocated
+// after a burst): thresholds above it get fresh memory.
+const maxPooled = 8 << 20
+
+func getMem(threshold int) []byte {
+	if threshold <= maxPooled {
+		if b, ok := memPool.Get().(*[]byte); ok && cap(*b) >= threshold {
+			return (*b)[:0]
+		}
+		return make([]byte, 0, threshold)
+	}
+	return nil // append grows it as needed
+}
+
+func putMem(b []byte) {
+	if b != nil && cap(b) <= maxPooled {
+		memPool.Put(&b)
+	}
 }
 
 // ReadAt reads what was written.
@@ -56,7 +86,7 @@ func (s *File) ReadAt(p []byte, off int64) (int, error) {
 	if s.f != nil {
 		return s.f.ReadAt(p, off)
 	}
-	b := s.buf.Bytes()
+	b := s.buf
 	if off >= int64(len(b)) {
 		return 0, io.EOF
 	}
@@ -78,7 +108,8 @@ func (s *File) Reader() *io.SectionReader { return io.NewSectionReader(s, 0, s.s
 
 // Close frees the memory or the temporary file.
 func (s *File) Close() error {
-	s.buf = bytes.Buffer{}
+	putMem(s.buf)
+	s.buf = nil
 	if s.f != nil {
 		err := s.f.Close()
 		s.f = nil

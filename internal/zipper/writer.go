@@ -7,17 +7,18 @@ package zipper
 
 import (
 	"bufio"
-	"compress/flate"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"time"
 
 	stdzip "archive/zip"
 
-	aeszip "github.com/alexmullins/zip"
+	"github.com/zipgate/zipgate/internal/spool"
 )
 
 // Method is the encryption of every entry in one zip.
@@ -45,8 +46,12 @@ type Options struct {
 	Password string
 	Names    NameEncoding
 	// ModTime is written as DOS time in ModTime's own location, which
-	// readers show as local time; zero means now. Before 1980 becomes 1980.
+	// readers show as local time, and as UTC in an extended timestamp;
+	// zero means now. Before 1980 becomes 1980.
 	ModTime time.Time
+	// TempDir holds, in CP932 mode, an entry larger than a megabyte
+	// while it is compressed (see writeEntry); empty means os.TempDir().
+	TempDir string
 }
 
 // Entry describes one added attachment.
@@ -63,15 +68,14 @@ const (
 	flagDataDescriptor = 0x8
 	flagUTF8           = 0x800
 
-	// deflateLevel for ZipCrypto matches the level alexmullins/zip fixes
-	// for AES, so both methods make the same size/speed trade.
-	deflateLevel = 5
-
 	// fileMode makes entries Unix-made (host 3) with mode 0644. With the
 	// default MS-DOS host Info-ZIP unzip ignores the UTF-8 flag and turns
 	// the names into OEM-codepage mojibake; with a Unix host and no mode,
 	// it would extract files with mode 0000.
 	fileMode = 0o644
+
+	extTimeID     = 0x5455 // Info-ZIP extended timestamp: modification time in UTC
+	unicodePathID = 0x7075 // Info-ZIP Unicode Path: the UTF-8 name beside a CP932 one
 )
 
 var errClosed = errors.New("zipper: writer is closed")
@@ -81,14 +85,11 @@ var errClosed = errors.New("zipper: writer is closed")
 // the output must be discarded.
 type Writer struct {
 	opts Options
-	aes  *aeszip.Writer // for AES256
-	std  *stdzip.Writer // for ZipCrypto, with entries we encrypt ourselves
+	zw   *stdzip.Writer // every entry is written raw: we compress and encrypt
 	seen names
 
-	br      *bufio.Reader
-	buf     []byte        // copy buffer
-	encBuf  []byte        // ZipCrypto ciphertext scratch
-	deflate *flate.Writer // ZipCrypto deflater, reused across entries
+	br  *bufio.Reader
+	buf *buffers // pipeline blocks and cipher scratch, from a pool
 
 	modDate, modTime uint16 // DOS date and time of every entry
 	err              error  // sticky
@@ -102,21 +103,15 @@ func NewWriter(w io.Writer, opts Options) *Writer {
 	}
 	z := &Writer{
 		opts: opts,
+		zw:   stdzip.NewWriter(w),
 		seen: names{},
 		br:   bufio.NewReaderSize(nil, sniffLen),
-		buf:  make([]byte, 32<<10),
 	}
 	z.modDate, z.modTime = dosTime(opts.ModTime)
 	if err := checkPassword(opts.Password); err != nil {
 		z.err = err
 	}
-	switch opts.Method {
-	case AES256:
-		z.aes = aeszip.NewWriter(w)
-	case ZipCrypto:
-		z.std = stdzip.NewWriter(w)
-		z.encBuf = make([]byte, 32<<10)
-	default:
+	if opts.Method != AES256 && opts.Method != ZipCrypto {
 		z.err = fmt.Errorf("zipper: unknown method %d", opts.Method)
 	}
 	if opts.Names != UTF8 && opts.Names != CP932 {
@@ -140,7 +135,9 @@ func checkPassword(p string) error {
 
 // Add reads r to EOF and adds it as one encrypted entry named name. It
 // decides Store vs Deflate by a cheap look at the first bytes (not by
-// file name alone).
+// file name alone). While the entry is compressed and encrypted, another
+// goroutine reads r (and so decodes the attachment) and hashes it; r is
+// no longer read when Add returns.
 func (z *Writer) Add(name string, r io.Reader) (Entry, error) {
 	if z.err != nil {
 		return Entry{}, z.err
@@ -159,116 +156,195 @@ func (z *Writer) add(name string, r io.Reader) (Entry, error) {
 		shown, _ = toCP932(shown)
 	}
 	e.Name = z.seen.unique(shown)
-	raw, flags := e.Name, uint16(flagUTF8)
-	if z.opts.Names == CP932 {
-		_, b := toCP932(e.Name)
-		raw, flags = string(b), 0
-	}
 
 	z.br.Reset(r)
 	head, err := z.br.Peek(sniffLen)
 	if err != nil && err != io.EOF {
 		return e, fmt.Errorf("zipper: reading %q: %w", e.Name, err)
 	}
-	e.Stored = shouldStore(head)
-
-	h := sha256.New()
-	if z.aes != nil {
-		e.Size, err = z.addAES(raw, flags, e.Stored, h)
-	} else {
-		e.Size, err = z.addZipCrypto(raw, flags, e.Stored, h)
+	switch {
+	case len(head) == 0:
+		// Nothing to compress. An empty deflated ZipCrypto entry makes
+		// old macOS Archive Utility ask for the password forever;
+		// Info-ZIP's zip -e stores it too.
+		e.Stored = true
+	case z.opts.Method == ZipCrypto:
+		// Never Store with ZipCrypto: a stored file of a known format
+		// hands known-plaintext attacks (bkcrack) the 12 bytes they need
+		// at a known offset. Deflated, its first bytes are Huffman codes.
+		e.Stored = false
+	default:
+		e.Stored = shouldStore(head)
 	}
-	if err != nil {
+	level := 0
+	if !e.Stored {
+		level = deflateLevel(head)
+	}
+	if z.buf == nil {
+		z.buf = bufPool.Get().(*buffers)
+	}
+	if e.Size, e.SHA256, err = z.writeEntry(e.Name, level); err != nil {
 		return e, fmt.Errorf("zipper: adding %q: %w", e.Name, err)
 	}
-	h.Sum(e.SHA256[:0])
 	return e, nil
 }
 
-func (z *Writer) addAES(name string, flags uint16, stored bool, h io.Writer) (int64, error) {
-	fh := &aeszip.FileHeader{
-		Name:   name,
-		Flags:  flags, // the library never sets bit 11 itself
-		Method: aeszip.Deflate,
-		// Not fh.SetModTime: it converts to UTC first.
+// writeEntry writes one entry from z.br: level 0 stores, others deflate
+// at that level.
+//
+// Entries normally stream: sizes and CRC follow the data in a data
+// descriptor. In CP932 mode, though, Info-ZIP unzip refuses a Unicode
+// Path field together with a data descriptor ("invalid zip file with
+// overlapped components"), so there the compressed entry is spooled
+// first and the sizes go into the local header.
+func (z *Writer) writeEntry(name string, level int) (int64, [32]byte, error) {
+	var sum [32]byte
+	known := z.opts.Names == CP932 // sizes in the local header
+	fh := &stdzip.FileHeader{
+		Name:         name,
+		Flags:        flagUTF8 | flagEncrypted | flagDataDescriptor,
 		ModifiedDate: z.modDate,
 		ModifiedTime: z.modTime,
+		Extra:        extTime(z.opts.ModTime),
 	}
-	if stored {
-		fh.Method = aeszip.Store
+	if known {
+		_, raw := toCP932(name)
+		fh.Name, fh.Flags = string(raw), flagEncrypted
+		fh.Extra = append(fh.Extra, unicodePath(raw, name)...)
 	}
-	fh.SetMode(fileMode)
-	fh.SetPassword(z.opts.Password)
-	w, err := z.aes.CreateHeader(fh)
-	if err != nil {
-		return 0, err
+	method := uint16(stdzip.Deflate)
+	if level == 0 {
+		method = stdzip.Store
 	}
-	return z.copy(io.MultiWriter(w, h))
-}
+	overhead := int64(zipCryptoHeaderLen)
+	if z.opts.Method == AES256 {
+		fh.Method = aesMethod
+		fh.CreatorVersion, fh.ReaderVersion = 51, 51 // AE-x needs 5.1
+		fh.Extra = append(fh.Extra, aesExtra(method)...)
+		overhead = aesOverhead
+	} else {
+		fh.Method = method
+		fh.CreatorVersion, fh.ReaderVersion = 20, 20
+	}
+	fh.SetMode(fileMode) // sets the Unix host in CreatorVersion
 
-// addZipCrypto compresses and encrypts the entry itself and hands the
-// result to archive/zip as a raw entry. The CRC and sizes are known only
-// at the end, so the entry has a data descriptor; archive/zip writes the
-// descriptor and central directory later from fh, which is why fh is
-// filled in after the data.
-func (z *Writer) addZipCrypto(name string, flags uint16, stored bool, h io.Writer) (int64, error) {
-	fh := &stdzip.FileHeader{
-		Name:           name,
-		Flags:          flags | flagEncrypted | flagDataDescriptor,
-		Method:         stdzip.Deflate,
-		ModifiedDate:   z.modDate,
-		ModifiedTime:   z.modTime,
-		CreatorVersion: 20, // spec 2.0; SetMode sets the host
-		ReaderVersion:  20,
+	sha := sha256.New()
+	var crc hash.Hash32
+	hashes := []hash.Hash{sha}
+	if z.opts.Method == ZipCrypto {
+		crc = crc32.NewIEEE()
+		hashes = append(hashes, crc)
 	}
-	if stored {
-		fh.Method = stdzip.Store
-	}
-	fh.SetMode(fileMode)
-	raw, err := z.std.CreateRaw(fh)
-	if err != nil {
-		return 0, err
-	}
-	cw := &countWriter{w: raw}
-	enc, err := newZipCryptoWriter(cw, []byte(z.opts.Password), byte(z.modTime>>8), z.encBuf)
-	if err != nil {
-		return 0, err
-	}
-	var dst io.Writer = enc
-	if !stored {
-		if z.deflate == nil {
-			z.deflate, _ = flate.NewWriter(enc, deflateLevel) // error only for a bad level
-		} else {
-			z.deflate.Reset(enc)
+	// seal starts the cipher over out; the ZipCrypto check byte is the
+	// high byte of the DOS time with a data descriptor, of the CRC without.
+	seal := func(out io.Writer, check byte) (io.WriteCloser, error) {
+		if z.opts.Method == AES256 {
+			return newAESWriter(out, z.opts.Password, z.buf.ct[:])
 		}
-		dst = z.deflate
+		return newZipCryptoWriter(out, []byte(z.opts.Password), check, z.buf.ct[:])
 	}
-	crc := crc32.NewIEEE()
-	n, err := z.copy(io.MultiWriter(dst, crc, h))
-	if err != nil {
+	// compress runs the pipeline into dst (through the compressor).
+	compress := func(dst io.Writer) (int64, error) {
+		if level == 0 {
+			return z.pipe(dst, hashes)
+		}
+		fw := getFlate(dst, level)
+		defer putFlate(fw, level)
+		n, err := z.pipe(fw, hashes)
+		if err == nil {
+			err = fw.Close()
+		}
 		return n, err
 	}
-	if !stored {
-		if err := z.deflate.Close(); err != nil {
-			return n, err
+
+	var n int64
+	if known {
+		sp := spool.New(z.opts.TempDir, 1<<20)
+		defer sp.Close()
+		var err error
+		if n, err = compress(sp); err != nil {
+			return n, sum, err
 		}
+		var check byte
+		if crc != nil {
+			fh.CRC32 = crc.Sum32()
+			check = byte(fh.CRC32 >> 24)
+		}
+		setSizes(fh, sp.Size()+overhead, n)
+		raw, err := z.zw.CreateRaw(fh)
+		if err != nil {
+			return n, sum, err
+		}
+		sealer, err := seal(raw, check)
+		if err != nil {
+			return n, sum, err
+		}
+		if _, err := io.CopyBuffer(sealer, struct{ io.Reader }{sp.Reader()}, z.buf.blocks[0][:]); err != nil {
+			return n, sum, err
+		}
+		if err := sealer.Close(); err != nil {
+			return n, sum, err
+		}
+	} else {
+		raw, err := z.zw.CreateRaw(fh)
+		if err != nil {
+			return 0, sum, err
+		}
+		cw := &countWriter{w: raw}
+		sealer, err := seal(cw, byte(z.modTime>>8))
+		if err != nil {
+			return 0, sum, err
+		}
+		if n, err = compress(sealer); err != nil {
+			return n, sum, err
+		}
+		if err := sealer.Close(); err != nil {
+			return n, sum, err
+		}
+		// archive/zip writes the data descriptor and the central
+		// directory from fh at the next entry or Close.
+		if crc != nil {
+			fh.CRC32 = crc.Sum32() // AE-2 leaves it 0
+		}
+		setSizes(fh, cw.n, n)
 	}
-	fh.CRC32 = crc.Sum32()
-	fh.CompressedSize64 = uint64(cw.n)
-	fh.UncompressedSize64 = uint64(n)
+	sha.Sum(sum[:0])
+	return n, sum, nil
+}
+
+func setSizes(fh *stdzip.FileHeader, compressed, size int64) {
+	fh.CompressedSize64 = uint64(compressed)
+	fh.UncompressedSize64 = uint64(size)
 	fh.CompressedSize = uint32(min(fh.CompressedSize64, 1<<32-1))
 	fh.UncompressedSize = uint32(min(fh.UncompressedSize64, 1<<32-1))
 	if fh.CompressedSize64 >= 1<<32-1 || fh.UncompressedSize64 >= 1<<32-1 {
-		fh.ReaderVersion = 45 // zip64
+		fh.ReaderVersion = max(fh.ReaderVersion, 45) // zip64
 	}
-	return n, nil
 }
 
-// copy moves the rest of the attachment to w in buf-sized pieces. Hiding
-// bufio.Reader's WriteTo matters: it would hand a bytes.Reader's whole
-// content to one Write, and the AES writer allocates a copy per Write.
-func (z *Writer) copy(w io.Writer) (int64, error) {
-	return io.CopyBuffer(w, struct{ io.Reader }{z.br}, z.buf)
+// extTime is the extended timestamp extra field with the modification
+// time in UTC, so readers show the right time whatever the zone of the
+// DOS time. The same 9 bytes serve the local header and the central
+// directory, which has only the modification time too.
+func extTime(t time.Time) []byte {
+	b := make([]byte, 9)
+	binary.LittleEndian.PutUint16(b, extTimeID)
+	binary.LittleEndian.PutUint16(b[2:], 5)
+	b[4] = 1 // modification time present
+	binary.LittleEndian.PutUint32(b[5:], uint32(max(t.Unix(), 0)))
+	return b
+}
+
+// unicodePath is the Info-ZIP Unicode Path extra field: the UTF-8 name,
+// tied to the raw (CP932) header name by its CRC, which a reader checks
+// before it trusts the field.
+func unicodePath(raw []byte, name string) []byte {
+	b := make([]byte, 9, 9+len(name))
+	binary.LittleEndian.PutUint16(b, unicodePathID)
+	binary.LittleEndian.PutUint16(b[2:], uint16(5+len(name)))
+	b[4] = 1 // version
+	binary.LittleEndian.PutUint32(b[5:], crc32.ChecksumIEEE(raw))
+	return append(b, name...)
 }
 
 // Close writes the central directory. It does not close the underlying
@@ -277,15 +353,14 @@ func (z *Writer) Close() error {
 	if z.err != nil {
 		return z.err
 	}
-	var err error
-	if z.aes != nil {
-		err = z.aes.Close()
-	} else {
-		err = z.std.Close()
-	}
+	err := z.zw.Close()
 	z.err = errClosed
 	if err != nil {
 		z.err = err
+	}
+	if z.buf != nil {
+		bufPool.Put(z.buf)
+		z.buf = nil
 	}
 	return err
 }

@@ -55,7 +55,7 @@ type zipCryptoWriter struct {
 // a data descriptor (flag bit 3) the CRC is unknown when the header is
 // written, so the check byte is the high byte of the DOS mod time.
 func newZipCryptoWriter(w io.Writer, password []byte, check byte, buf []byte) (*zipCryptoWriter, error) {
-	var hdr [12]byte
+	var hdr [zipCryptoHeaderLen]byte
 	if _, err := rand.Read(hdr[:11]); err != nil {
 		return nil, err
 	}
@@ -82,3 +82,9 @@ func (e *zipCryptoWriter) Write(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// Close does nothing: ZipCrypto has no trailer.
+func (e *zipCryptoWriter) Close() error { return nil }
+
+// zipCryptoHeaderLen is the size of the encryption header.
+const zipCryptoHeaderLen = 12

@@ -3,30 +3,42 @@
 // server and checks that every one is answered 250. It prints
 // "MESSAGES BYTES SECONDS" (bytes as sent in DATA) on stdout.
 //
+// With -direct it measures what a hop costs: in each of -n rounds it
+// sends the same message once straight to -direct (the next hop) and
+// once to -addr (zipgate in front of that next hop), one at a time, after
+// -warmup rounds that are not counted. It prints "ROUNDS BYTES DIRECT
+// THROUGH ADDED": the medians in seconds of the direct and the through
+// times and of the per-round differences.
+//
 // With -write-file it only writes the attachment content to that file,
 // so other tools (7z) can be timed on the same bytes.
 package main
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
 	"log"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/zipgate/zipgate/internal/dotstuff"
 	"github.com/zipgate/zipgate/internal/mailtest"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:10025", "SMTP server to send to")
-	n := flag.Int("n", 20, "messages to send")
+	direct := flag.String("direct", "", "next hop to compare with: send each message there too and print the added time")
+	warmup := flag.Int("warmup", 1, "with -direct: rounds sent first and not counted")
+	n := flag.Int("n", 20, "messages to send (with -direct: rounds)")
 	size := flag.Int("size", 10<<20, "attachment size in bytes (before base64)")
-	kind := flag.String("kind", "random", "attachment content: random (incompressible) or text (Japanese and English lines)")
+	kind := flag.String("kind", "random", "attachment content: random (incompressible), csv (a customer list), text (repetitive lines), or none (no attachment)")
 	conc := flag.Int("c", 1, "connections sending at the same time")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after this long")
 	writeFile := flag.String("write-file", "", "write the attachment content to this file and exit")
@@ -34,26 +46,32 @@ func main() {
 	log.SetFlags(0)
 	log.SetPrefix("benchsend: ")
 
-	var content []byte
-	var name, ctype string
-	switch *kind {
-	case "random":
-		content, name, ctype = mailtest.RandomContent(*size), "data.bin", "application/octet-stream"
-	case "text":
-		content, name, ctype = mailtest.TextContent(*size), "notes.txt", "text/plain; charset=utf-8"
-	default:
-		log.Fatalf("unknown -kind %q", *kind)
+	var msg []byte
+	if *kind == "none" {
+		msg = mailtest.PlainMessage()
+	} else {
+		k, ok := mailtest.KindByName(*kind)
+		if !ok {
+			log.Fatalf("unknown -kind %q", *kind)
+		}
+		content := k.Content(*size)
+		if *writeFile != "" {
+			if err := os.WriteFile(*writeFile, content, 0o644); err != nil {
+				log.Fatal(err)
+			}
+			return
+		}
+		msg = mailtest.BenchMessage(k.File, k.Type, content)
 	}
-	if *writeFile != "" {
-		if err := os.WriteFile(*writeFile, content, 0o644); err != nil {
+
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	if *direct != "" {
+		if err := compare(ctx, *direct, *addr, msg, *warmup, *n); err != nil {
 			log.Fatal(err)
 		}
 		return
 	}
-	msg := mailtest.BenchMessage(name, ctype, content)
-
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
 	jobs := make(chan int)
 	errs := make(chan error, *n)
 	var wg sync.WaitGroup
@@ -89,6 +107,42 @@ func main() {
 	fmt.Printf("%d %d %.3f\n", *n, *n*len(msg), elapsed.Seconds())
 }
 
+// compare sends msg alternately straight to the next hop and through
+// zipgate, one at a time, so both see the same machine load.
+func compare(ctx context.Context, direct, through string, msg []byte, warmup, rounds int) error {
+	var ds, ts, diffs []float64
+	for i := range warmup + rounds {
+		t0 := time.Now()
+		if err := send(ctx, direct, msg, i); err != nil {
+			return fmt.Errorf("round %d, straight to %s: %w", i, direct, err)
+		}
+		t1 := time.Now()
+		if err := send(ctx, through, msg, i); err != nil {
+			return fmt.Errorf("round %d, through %s: %w", i, through, err)
+		}
+		t2 := time.Now()
+		if i < warmup {
+			continue
+		}
+		d, t := t1.Sub(t0).Seconds(), t2.Sub(t1).Seconds()
+		ds, ts, diffs = append(ds, d), append(ts, t), append(diffs, t-d)
+	}
+	fmt.Printf("%d %d %.6f %.6f %.6f\n", rounds, len(msg), median(ds), median(ts), median(diffs))
+	return nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
 // send delivers one message on its own connection; anything but 250 at
 // the end of DATA is an error.
 func send(ctx context.Context, addr string, msg []byte, i int) error {
@@ -116,7 +170,9 @@ func send(ctx context.Context, addr string, msg []byte, i int) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(msg); err != nil {
+	// In blocks, as Postfix's smtp client writes, not go-smtp's byte at
+	// a time: the sender must not be what limits the server.
+	if err := dotstuff.Write(conn, w, bytes.NewReader(msg)); err != nil {
 		w.Close()
 		return err
 	}
