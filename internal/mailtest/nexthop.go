@@ -31,6 +31,9 @@ type Fault struct {
 	DataAfter int
 	// Drop closes the connection instead of answering DATA.
 	Drop bool
+	// BeforeReply, when set, runs after the whole message arrived and
+	// before the answer to it: a test acts while a mail is on its way.
+	BeforeReply func()
 }
 
 // NextHop is a recording go-smtp server on 127.0.0.1.
@@ -118,6 +121,12 @@ func (s *hopSession) Data(r io.Reader) error {
 	var b bytes.Buffer
 	if _, err := io.Copy(&b, r); err != nil {
 		return err
+	}
+	s.h.mu.Lock()
+	hook := s.h.fault.BeforeReply
+	s.h.mu.Unlock()
+	if hook != nil {
+		hook()
 	}
 	s.h.mu.Lock()
 	defer s.h.mu.Unlock()

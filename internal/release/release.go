@@ -112,6 +112,9 @@ func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 	}
 	var firstErr error
 	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break // stopping: the rest waits for the next start
+		}
 		if err := s.work(ctx, j, now); err != nil && firstErr == nil {
 			firstErr = err
 		}
@@ -145,10 +148,13 @@ func (s *Scheduler) work(ctx context.Context, j *store.Job, now time.Time) error
 			noticeErr = s.sendNotice(ctx, j, now)
 		}
 	}
-	if j.State == store.Scheduled && !j.DueAt.After(now) && !j.NextAttempt.After(now) {
+	if j.State == store.Scheduled && !j.DueAt.After(now) && !j.NextAttempt.After(now) && !j.DueAt.IsZero() {
 		if err := s.release(ctx, j, now); err != nil {
 			return errors.Join(noticeErr, err)
 		}
+		// What follows a password mail is done even when stopping, so the
+		// sender is not told twice after the restart.
+		ctx := context.WithoutCancel(ctx)
 		j, err := s.Store.Get(ctx, j.ID)
 		if err != nil {
 			return errors.Join(noticeErr, err)
@@ -205,7 +211,10 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 	// crash in between is the one window in which a password goes twice.
 	var markErr error
 	marked := false
-	_, err = s.Relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true,
+	// A mail on its way is not cut when zipgate stops: cut after its data,
+	// it might have been taken, and it would go again after the restart.
+	// The relay's timeout bounds it.
+	_, err = s.Relay.Send(context.WithoutCancel(ctx), &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true,
 		Accepted: func() { marked, markErr = true, s.Store.MarkReleased(context.WithoutCancel(ctx), j.ID, now) }})
 	if marked {
 		if markErr != nil {
@@ -217,6 +226,7 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 		return nil
 	}
 	re := reply.From(err)
+	ctx = context.WithoutCancel(ctx) // the job is claimed: record what happened
 	if !re.Temporary() {
 		s.Log.Warn("password mail refused for good", "id", j.ID, "error", re.Error())
 		return s.Store.MarkFailed(ctx, j.ID, now, fmt.Sprintf("%d %s", re.Code, re.Text))
@@ -283,7 +293,7 @@ func (s *Scheduler) notify(ctx context.Context, j *store.Job, name, subject stri
 	}
 	env := &relay.Envelope{Rcpts: []relay.Rcpt{{Addr: j.Sender}}}
 	env.MailOpts.UTF8 = needsUTF8(j.Sender, nil)
-	if _, err := s.Relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true}); err != nil {
+	if _, err := s.Relay.Send(context.WithoutCancel(ctx), &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true}); err != nil {
 		if re := reply.From(err); !re.Temporary() {
 			// Refused for good: retrying would not help; the log keeps it.
 			s.Log.Warn("notice to the sender refused", "id", j.ID, "to", j.Sender, "template", name, "error", re.Error())

@@ -302,3 +302,46 @@ func TestRefusedNoticeNeverHoldsBackThePassword(t *testing.T) {
 		t.Fatalf("work left: next %v, err %v", next, err)
 	}
 }
+
+// Stopping zipgate while a password mail is on its way does not cut it:
+// cut after its data, it might have been taken and would go again after
+// the restart. It finishes, and the job is released once.
+func TestStopDoesNotCutAPasswordMailOnItsWay(t *testing.T) {
+	f := setup(t)
+	for _, id := range []string{"j1", "j2"} {
+		f.newJob(t, id, 0)
+		if err := f.st.MarkNoticeSent(context.Background(), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	f.hop.SetFault(mailtest.Fault{BeforeReply: func() {
+		stop() // SIGTERM arrives while the first mail waits for its 250
+		time.Sleep(50 * time.Millisecond)
+	}})
+	f.s.RunOnce(ctx)
+	f.hop.SetFault(mailtest.Fault{})
+	released := 0
+	for _, id := range []string{"j1", "j2"} {
+		j, err := f.st.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.State == store.Released {
+			released++
+		}
+		if j.State == store.Scheduled && j.Attempts > 0 {
+			t.Errorf("job %s was cut and is to be retried: %s", id, j.LastError)
+		}
+	}
+	if released != 1 {
+		t.Fatalf("%d jobs released, want the one on its way (and the other left for the next start)", released)
+	}
+	// After the restart each password goes once in all.
+	f.run(t)
+	for _, id := range []string{"j1", "j2"} {
+		if n := len(f.passwordMails(id)); n != 1 {
+			t.Errorf("job %s: %d password mails, want 1", id, n)
+		}
+	}
+}
