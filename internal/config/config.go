@@ -169,8 +169,9 @@ type Notice struct {
 	// PasswordSubjectPrefix starts the subject of the password mail.
 	PasswordSubjectPrefix string `toml:"password_subject_prefix"`
 	// TemplateDir may hold edited copies of the mail templates
-	// (password.txt, sender_scheduled.txt, sender_released.txt,
-	// sender_canceled.txt, sender_failed.txt); missing ones are built in.
+	// (password.txt, password_sender.txt, sender_scheduled.txt,
+	// sender_released.txt, sender_canceled.txt, sender_failed.txt);
+	// missing ones are built in.
 	TemplateDir string `toml:"template_dir"`
 	// Charset of the mails zipgate writes: "utf-8" or "iso-2022-jp".
 	Charset string `toml:"charset"`
