@@ -35,6 +35,9 @@ import (
 //	-ldflags "-X github.com/zipgate/zipgate/internal/cli.Version=1.2.3 -X github.com/zipgate/zipgate/internal/cli.Commit=<hash>"
 var Version, Commit = "", ""
 
+// Stdin is where zipgate rewrite reads the message; tests replace it.
+var Stdin io.Reader = os.Stdin
+
 const usage = `zipgate: puts outgoing attachments into a password-protected zip and mails the password separately.
 
 Usage:
@@ -43,6 +46,7 @@ Usage:
   zipgate jobs list [-config FILE] [-data DIR] [-state scheduled|released|canceled|failed] [-limit N]
   zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID
   zipgate policy list|show|set|delete|test ...   (zipgate policy help)
+  zipgate rewrite [-config FILE] [-from SENDER] [-to RECIPIENT ...] < message.eml > out.eml
   zipgate dkim keygen -domain DOMAIN -selector SELECTOR [-algorithm rsa|ed25519] [-bits 2048] [-out FILE]
   zipgate version
 
@@ -67,6 +71,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return jobs(args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(args[1:], stdout, stderr)
+	case "rewrite":
+		return rewriteCmd(args[1:], Stdin, stdout, stderr)
 	case "dkim":
 		return dkimCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":

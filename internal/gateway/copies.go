@@ -84,7 +84,7 @@ func (c *outgoing) add(env *relay.Envelope, g policy.Group) {
 
 // prepare makes the copies of a message with attachments: the original
 // for the pass groups (first), and one zipped copy per set of settings.
-func (g *Gateway) prepare(ctx context.Context, m *store.Message, rec *record, env *relay.Envelope, dec policy.Decision,
+func (g *Gateway) prepare(m *store.Message, rec *record, env *relay.Envelope, dec policy.Decision,
 	pl *rewrite.Plan, prior *store.Prior, now time.Time) ([]*outgoing, error) {
 	var orig *outgoing
 	var zipped []*outgoing

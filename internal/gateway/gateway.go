@@ -128,44 +128,14 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	if err != nil {
 		return reply.Internal(fmt.Errorf("reading the policies: %w", err))
 	}
-	dec := policy.Decide(policy.Input{Sender: env.From, Rcpts: todo.Addrs()}, policy.NewRules(rules), g.policy)
-	rec.dec = dec
-
-	if !dec.Has(policy.Encrypt) && !dec.Has(policy.Reject) {
-		// Nothing to look into: the body is not parsed.
-		if hdr, err := rewrite.TopHeader(msg, msg.Size(), g.limits); err == nil {
-			g.describe(m, rec, hdr)
-		}
-		rec.action, rec.reason = "pass", passReason(dec)
-		return g.deliver(ctx, m, rec, []*outgoing{original(todo, dec.Groups)}, msg)
-	}
-
-	pl, err := rewrite.Analyze(msg, msg.Size(), g.limits, g.tempDir)
-	if err != nil {
-		err = refuseUnparsable(err)
-		g.recordRefusal(ctx, m, dec, err)
-		return err
-	}
-	g.describe(m, rec, pl.Root)
-	if pl.Pass != "" && (pl.Files == 0 || !dec.Has(policy.Reject)) {
-		rec.action, rec.reason = "pass", pl.Pass
-		return g.deliver(ctx, m, rec, []*outgoing{original(todo, dec.Groups)}, msg)
-	}
-	if dec.Has(policy.Reject) {
-		rec.action = "reject"
-		err := rejection(dec)
-		g.recordRefusal(ctx, m, dec, err)
-		return err
-	}
-
-	rec.action = "encrypt"
-	copies, err := g.prepare(ctx, m, rec, todo, dec, pl, prior, start)
+	copies, err := g.copies(m, rec, todo, policy.NewRules(rules), msg, prior, start)
 	defer func() {
 		for _, c := range copies {
 			c.close()
 		}
 	}()
 	if err != nil {
+		g.recordRefusal(ctx, m, rec.dec, err)
 		return err
 	}
 	// The jobs are durable (Pending) before any copy leaves; each becomes
@@ -184,6 +154,38 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 		}
 	}
 	return g.deliver(ctx, m, rec, copies, msg)
+}
+
+// copies decides for the recipients of env and makes what each group
+// gets: the original, zipped copies with their jobs (not yet stored), or
+// a refusal. It reads nothing but the message: Handle and Preview share it.
+func (g *Gateway) copies(m *store.Message, rec *record, env *relay.Envelope, rules policy.Rules, msg *spool.File,
+	prior *store.Prior, now time.Time) ([]*outgoing, error) {
+	dec := policy.Decide(policy.Input{Sender: env.From, Rcpts: env.Addrs()}, rules, g.policy)
+	rec.dec = dec
+	if !dec.Has(policy.Encrypt) && !dec.Has(policy.Reject) {
+		// Nothing to look into: the body is not parsed.
+		if hdr, err := rewrite.TopHeader(msg, msg.Size(), g.limits); err == nil {
+			g.describe(m, rec, hdr)
+		}
+		rec.action, rec.reason = "pass", passReason(dec)
+		return []*outgoing{original(env, dec.Groups)}, nil
+	}
+	pl, err := rewrite.Analyze(msg, msg.Size(), g.limits, g.tempDir)
+	if err != nil {
+		return nil, refuseUnparsable(err)
+	}
+	g.describe(m, rec, pl.Root)
+	if pl.Pass != "" && (pl.Files == 0 || !dec.Has(policy.Reject)) {
+		rec.action, rec.reason = "pass", pl.Pass
+		return []*outgoing{original(env, dec.Groups)}, nil
+	}
+	if dec.Has(policy.Reject) {
+		rec.action = "reject"
+		return nil, rejection(dec)
+	}
+	rec.action = "encrypt"
+	return g.prepare(m, rec, env, dec, pl, prior, now)
 }
 
 // messageKey identifies a message across Postfix's retries: its bytes do
