@@ -16,6 +16,12 @@
 #   B  canceled with `zipgate jobs cancel` right after delivery: its
 #      password never arrives (checked past its due time plus a margin).
 #   C  no attachments: arrives byte for byte as sent, no X-Zipgate field.
+#   E  split by policy (issue 8): one message with a file to a colleague
+#      (local_domains), a partner whose rule is `pass` (set with `zipgate
+#      policy set` on the running server) and an `encrypt` partner: the
+#      colleague and the pass partner each get the original byte for byte,
+#      the encrypt partner a zip that opens with the password mail that
+#      only it gets; each recipient one copy.
 #   The password mails arrive after the delay and not before (checked at a
 #   point before it, arrival times printed); the sender gets a notice per
 #   job and a confirmation (released / canceled); nothing is delivered
@@ -49,10 +55,13 @@ main() {
 	LEDGER=$W/ledger.tsv
 	: >"$LEDGER"
 
+	set_policies
 	send_messages
+	send_split_e
 	wait_delivered
 	check_no_password_yet
 	check_passwords_and_zips
+	check_split_e
 	check_untouched_c
 	check_canceled_b
 	check_notices
@@ -339,8 +348,74 @@ check_jobs_list() {
 	grep -q "^$ID_A  *released " <<<"$list" || fail "jobs list: A ($ID_A) is not released: $list"
 	grep -q "^$ID_D  *released " <<<"$list" || fail "jobs list: D ($ID_D) is not released: $list"
 	grep -q "^$ID_B  *canceled " <<<"$list" || fail "jobs list: B ($ID_B) is not canceled: $list"
-	[[ $(($(wc -l <<<"$list") - 1)) == 3 ]] || fail "jobs list: want 3 jobs, got: $list"
+	[[ $(($(wc -l <<<"$list") - 1)) == 4 ]] || fail "jobs list: want 4 jobs (A, B, D, E), got: $list"
 }
+
+# set_policies: the admin sets a rule on the running server.
+LOCAL_RCPT=jiro@${SENDER#*@}
+PASS_RCPT=dave@pass.example
+set_policies() {
+	"$W/zipgate" policy set pass.example -action pass -note "e2e: gets mail as sent" -config "$W/zipgate.toml" \
+		-data "$W/data" >/dev/null || die "zipgate policy set failed"
+}
+
+# send_split_e: message E (not in the ledger: two of its copies carry the
+# file in the clear on purpose, which the tally would call a leak).
+send_split_e() {
+	MID_E="<e.$$@e2e.zipgate.test>"
+	head -c 30000 /dev/urandom >"$F/split.bin"
+	{
+		printf 'From: Alice <%s>\nTo: %s, %s, %s\nSubject: split (E)\nDate: %s\nMessage-ID: %s\n' \
+			"$SENDER" "$LOCAL_RCPT" "$PASS_RCPT" "$RCPT1" "$(date -R)" "$MID_E"
+		printf 'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="e-boundary"\n\n'
+		printf -- '--e-boundary\nContent-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding: 8bit\n\n'
+		printf '分割配送のテストです。\n'
+		printf -- '--e-boundary\nContent-Type: application/octet-stream; name="split.bin"\n'
+		printf 'Content-Disposition: attachment; filename="split.bin"\nContent-Transfer-Encoding: base64\n\n'
+		base64 -w 76 "$F/split.bin"
+		printf -- '--e-boundary--\n'
+	} >"$F/e.eml"
+	send_swaks "$W/e.tsv" "$MID_E" "$LOCAL_RCPT,$PASS_RCPT,$RCPT1" 1 --data "@$F/e.eml" >/dev/null ||
+		die "could not submit message E"
+}
+
+check_split_e() {
+	local r f n id pwf pw zip
+	wait_until 30 "E delivered to its three recipients" split_delivered || return 0
+	for r in "$LOCAL_RCPT" "$PASS_RCPT"; do
+		n=$(mails --kind message --mid "$MID_E" --rcpt "$r" | wc -l)
+		((n == 1)) || fail "E: $r got $n copies"
+		f=$(first_copy "$MID_E" "$r")
+		if mailcheck untouched "$F/e.eml" "$f"; then
+			log "E: the copy for $r is byte for byte the message sent"
+		else
+			fail "E: the copy for $r was changed ($f)"
+		fi
+	done
+	(($(mails --kind message --mid "$MID_E" --rcpt "$RCPT1" | wc -l) == 1)) || fail "E: $RCPT1 did not get exactly one copy"
+	id=$(zid_of "$MID_E" "$RCPT1")
+	wait_until $((DELAY + 30)) "the password mail of E" split_password "$id" || return 0
+	n=$(mails --kind password --id "$id" | wc -l)
+	((n == 1)) || fail "E: $n password mails, want one, to $RCPT1 only"
+	pwf=$(mails --kind password --id "$id" --rcpt "$RCPT1" --files)
+	pw=$(mailcheck password "$pwf") || {
+		fail "E: no password in $pwf"
+		return 0
+	}
+	mkdir -p "$W/out/E"
+	zip=$(mailcheck extract-zip "$(first_copy "$MID_E" "$RCPT1")" "$W/out/E") || {
+		fail "E: no zip for $RCPT1"
+		return 0
+	}
+	if 7z x -p"$pw" -o"$W/out/E/7z" "$zip" >/dev/null 2>&1 && cmp -s "$W/out/E/7z/split.bin" "$F/split.bin"; then
+		log "E: split as the policies say: the original to $LOCAL_RCPT (local) and $PASS_RCPT (pass), the zip and its password to $RCPT1"
+	else
+		fail "E: the zip of $RCPT1 does not open to the file sent"
+	fi
+}
+
+split_delivered() { (($(mails --kind message --mid "$MID_E" | wc -l) >= 3)); }
+split_password() { (($(mails --kind password --id "$1" | wc -l) >= 1)); }
 
 # dkim_setup: a signing key for the sender's domain, made by zipgate
 # itself, and a config that uses it (DNS is stood in for by the key file).
@@ -348,7 +423,10 @@ dkim_setup() {
 	(cd "$REPO" && go build -o "$W/dkimverify" ./scripts/e2e/dkimverify) || die "go build dkimverify failed"
 	"$W/zipgate" dkim keygen -domain "${SENDER#*@}" -selector e2e -out "$W/dkim.key" >"$W/keygen.out" ||
 		die "dkim keygen failed"
-	sed -n '/^\[\[dkim.key\]\]/,$p' "$W/keygen.out" >"$W/zipgate.toml"
+	{
+		printf '[policy]\nlocal_domains = ["%s"]\n\n' "${SENDER#*@}"
+		sed -n '/^\[\[dkim.key\]\]/,$p' "$W/keygen.out"
+	} >"$W/zipgate.toml"
 	"$W/zipgate" configtest -config "$W/zipgate.toml" >/dev/null || die "configtest refused the DKIM config"
 }
 
