@@ -181,3 +181,38 @@ func TestKillNineLosesNoPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestOneServerPerDataDir: a second serve on the same data directory (a
+// mistake) exits with a message naming the pid that serves it, before it
+// touches the store; the admin commands work beside the server.
+func TestOneServerPerDataDir(t *testing.T) {
+	hop := mailtest.StartNextHop(t)
+	data := t.TempDir()
+	listen := freeAddr(t)
+	first := startZipgate(t, "serve", "-listen", listen, "-next-hop", hop.Addr, "-data", data, "-web-listen", "127.0.0.1:0")
+	waitListening(t, listen)
+
+	second := exec.Command(os.Args[0], "serve", "-listen", freeAddr(t), "-next-hop", hop.Addr, "-data", data,
+		"-web-listen", "127.0.0.1:0")
+	second.Env = append(os.Environ(), "ZIPGATE_RUN_MAIN=1")
+	out, err := second.CombinedOutput()
+	if err == nil {
+		t.Fatalf("a second server on %s started:\n%s", data, out)
+	}
+	want := fmt.Sprintf("another zipgate (pid %d) already serves %s", first.Process.Pid, data)
+	if !bytes.Contains(out, []byte(want)) {
+		t.Errorf("second serve said:\n%s\nwant %q", out, want)
+	}
+	if bytes.Contains(out, []byte("resumed release jobs")) {
+		t.Error("the second server ran Recover")
+	}
+	// The first one still takes mail, and jobs works beside it.
+	if err := sendPlain(listen, mailWithAttachment(1)); err != nil {
+		t.Fatalf("the first server stopped taking mail: %v", err)
+	}
+	list := exec.Command(os.Args[0], "jobs", "list", "-data", data)
+	list.Env = append(os.Environ(), "ZIPGATE_RUN_MAIN=1")
+	if out, err := list.CombinedOutput(); err != nil || !bytes.Contains(out, []byte("scheduled")) {
+		t.Errorf("jobs list beside the server: %v\n%s", err, out)
+	}
+}

@@ -191,6 +191,12 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		return err
 	}
+	// Before anything touches the store.
+	unlock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	st, key, err := openStore(cfg)
 	if err != nil {
 		return err
@@ -295,6 +301,11 @@ func dkimKeys(cfg config.Config) []relay.DKIMKey {
 func openStore(cfg config.Config) (store.Store, []byte, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, nil, err
+	}
+	// Only zipgate's user reads what is in there, also when the directory
+	// was made by hand (or by systemd's StateDirectory=, 0755 by default).
+	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		_ = os.Chmod(cfg.DataDir, 0o700) // not ours to change: the files stay 0600 all the same
 	}
 	return store.Open(context.Background(), cfg.DBFile(), cfg.KeyFile())
 }
