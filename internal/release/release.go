@@ -145,7 +145,7 @@ func (s *Scheduler) work(ctx context.Context, j *store.Job, now time.Time) error
 				return err
 			}
 		} else {
-			noticeErr = s.sendNotice(ctx, j, now)
+			noticeErr = s.toSender(ctx, j, now, s.sendNotice)
 		}
 	}
 	if j.State == store.Scheduled && !j.DueAt.After(now) && !j.NextAttempt.After(now) && !j.DueAt.IsZero() {
@@ -160,15 +160,33 @@ func (s *Scheduler) work(ctx context.Context, j *store.Job, now time.Time) error
 			return errors.Join(noticeErr, err)
 		}
 		final = j.State == store.Released || j.State == store.Failed
-		if final && !j.ConfirmSent {
-			return errors.Join(noticeErr, s.sendConfirmation(ctx, j, now))
+		if final && !j.ConfirmSent && !j.NoticeNext.After(now) {
+			return errors.Join(noticeErr, s.toSender(ctx, j, now, s.sendConfirmation))
 		}
 		return noticeErr
 	}
-	if final && !j.ConfirmSent {
-		return errors.Join(noticeErr, s.sendConfirmation(ctx, j, now))
+	if final && !j.ConfirmSent && !j.NoticeNext.After(now) {
+		return errors.Join(noticeErr, s.toSender(ctx, j, now, s.sendConfirmation))
 	}
 	return noticeErr
+}
+
+// toSender sends a notice or confirmation; when it cannot go now, the
+// job's mail to the sender waits with backoff (30 s doubling to 30 min),
+// so a sender's mailbox that keeps deferring never crowds out the
+// passwords that are due.
+func (s *Scheduler) toSender(ctx context.Context, j *store.Job, now time.Time,
+	send func(context.Context, *store.Job, time.Time) error) error {
+	err := send(ctx, j, now)
+	if err == nil {
+		return nil
+	}
+	next := now.Add(backoff(j.NoticeAttempts))
+	if merr := s.Store.MarkNoticeRetry(context.WithoutCancel(ctx), j.ID, next); merr != nil {
+		return errors.Join(err, merr)
+	}
+	s.Log.Warn("mail to the sender deferred", "id", j.ID, "to", j.Sender, "error", err.Error(), "retry_at", next)
+	return nil
 }
 
 // release sends the password mail once: the job is claimed first, so a

@@ -3,6 +3,7 @@ package release
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -343,5 +344,50 @@ func TestStopDoesNotCutAPasswordMailOnItsWay(t *testing.T) {
 		if n := len(f.passwordMails(id)); n != 1 {
 			t.Errorf("job %s: %d password mails, want 1", id, n)
 		}
+	}
+}
+
+// A hundred jobs whose sender's mailbox keeps deferring do not hold back
+// a password that is due (issue 11, finding 5): mail to the sender backs
+// off per job, and the pass goes on to the due work.
+func TestStuckNoticesDoNotStarveDueWork(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	for i := range 120 {
+		id := fmt.Sprintf("stuck%03d", i)
+		j := &store.Job{ID: id, Sender: "full@example.jp", Rcpts: []string{"hanako@example.com"}, ZipName: "a.zip",
+			Password: "pw", CreatedAt: f.clock.t.Add(-time.Hour), DueAt: f.clock.t.Add(-time.Hour)}
+		if err := f.st.Create(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.st.Schedule(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.hop.SetFault(mailtest.Fault{RcptAddr: "full@example.jp",
+		Rcpt: &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}})
+	f.run(t) // the first hundred: passwords go, notices deferred
+	f.newJob(t, "fresh", 0)
+	for pass := 0; pass < 3; pass++ {
+		f.clock.advance(time.Second)
+		f.run(t)
+	}
+	if n := len(f.passwordMails("fresh")); n != 1 {
+		t.Fatalf("the fresh job's password: %d mails after three passes, want 1", n)
+	}
+	// The deferred mail to the sender is retried later, with backoff.
+	j, err := f.st.Get(ctx, "stuck000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.NoticeAttempts != 1 || !j.NoticeNext.After(f.clock.t) {
+		t.Errorf("stuck000: %d notice attempts, next %v (now %v)", j.NoticeAttempts, j.NoticeNext, f.clock.t)
+	}
+	f.hop.SetFault(mailtest.Fault{})
+	f.clock.advance(time.Minute)
+	f.run(t)
+	f.run(t)
+	if j, _ := f.st.Get(ctx, "stuck000"); !j.ConfirmSent {
+		t.Errorf("after the backoff the sender was still not told: %+v", j)
 	}
 }

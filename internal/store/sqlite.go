@@ -89,6 +89,10 @@ var migrations = []string{
 	ALTER TABLE jobs ADD COLUMN language TEXT NOT NULL DEFAULT '';
 	ALTER TABLE jobs ADD COLUMN rule TEXT NOT NULL DEFAULT '';
 	CREATE INDEX jobs_by_key ON jobs(msg_key);`,
+	// 4: mail to the sender (notice, confirmation) that a next hop defers
+	// is retried with backoff, so failing notices never crowd out due work.
+	`ALTER TABLE jobs ADD COLUMN notice_attempts INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE jobs ADD COLUMN notice_next INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
@@ -136,6 +140,13 @@ func OpenSQLite(ctx context.Context, path string, key []byte) (*SQLite, error) {
 	// old one, sealed password and all, in the file.
 	q.Add("_pragma", "secure_delete(ON)")
 	q.Add("_txlock", "immediate")
+	// Subjects, recipients and file names are for the admin only. SQLite
+	// gives the -wal and -shm files the mode of the database file, so the
+	// file is made 0600 before SQLite makes them (umask 022 would leave
+	// them world-readable otherwise).
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600); err == nil {
+		f.Close()
+	}
 	// The DSN is a URI: escape the file name, or "#", "?" and "%" in it
 	// would open another file.
 	name := (&url.URL{Path: filepath.Clean(path)}).EscapedPath()
@@ -158,10 +169,12 @@ func OpenSQLite(ctx context.Context, path string, key []byte) (*SQLite, error) {
 		s.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	// Subjects, recipients and file names are for the admin only.
-	if err := os.Chmod(path, 0o600); err != nil {
-		s.Close()
-		return nil, err
+	// A database made by an older zipgate may have wider modes.
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(f, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -366,6 +379,11 @@ func (s *SQLite) MarkNoticeSent(ctx context.Context, id string) error {
 	return err
 }
 
+func (s *SQLite) MarkNoticeRetry(ctx context.Context, id string, next time.Time) error {
+	_, err := s.exec(ctx, false, `UPDATE jobs SET notice_attempts = notice_attempts + 1, notice_next = ? WHERE id = ?`, ms(next), id)
+	return err
+}
+
 func (s *SQLite) MarkConfirmSent(ctx context.Context, id string) error {
 	_, err := s.exec(ctx, false, `UPDATE jobs SET confirm_sent = 1 WHERE id = ?`, id)
 	return err
@@ -397,16 +415,17 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 
 const jobColumns = `id, state, sender, rcpts, header_from, header_to, header_cc, subject, message_id,
 	zip_name, files, password, token_hash, created_at, due_at, finished_at, attempts, next_attempt,
-	last_error, notice_sent, confirm_sent, message, msg_key, password_to, language, rule`
+	last_error, notice_sent, confirm_sent, message, msg_key, password_to, language, rule, notice_attempts, notice_next`
 
 func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) {
 	var j Job
 	var rcpts, files string
 	var sealed []byte
-	var created, due, finished, next int64
+	var created, due, finished, next, noticeNext int64
 	err := row.Scan(&j.ID, &j.State, &j.Sender, &rcpts, &j.HeaderFrom, &j.HeaderTo, &j.HeaderCc, &j.Subject,
 		&j.MessageID, &j.ZipName, &files, &sealed, &j.TokenHash, &created, &due, &finished, &j.Attempts, &next,
-		&j.LastError, &j.NoticeSent, &j.ConfirmSent, &j.Message, &j.Key, &j.PasswordTo, &j.Language, &j.Rule)
+		&j.LastError, &j.NoticeSent, &j.ConfirmSent, &j.Message, &j.Key, &j.PasswordTo, &j.Language, &j.Rule,
+		&j.NoticeAttempts, &noticeNext)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
@@ -423,6 +442,7 @@ func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) {
 		return nil, fmt.Errorf("job %s: %w", j.ID, err)
 	}
 	j.CreatedAt, j.DueAt, j.FinishedAt, j.NextAttempt = fromMS(created), fromMS(due), fromMS(finished), fromMS(next)
+	j.NoticeNext = fromMS(noticeNext)
 	return &j, nil
 }
 
@@ -462,9 +482,10 @@ func (s *SQLite) List(ctx context.Context, state State, limit int) ([]*Job, erro
 func (s *SQLite) Work(ctx context.Context, now time.Time, limit int) ([]*Job, error) {
 	return s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE
 		(state = 'scheduled' AND due_at > 0 AND due_at <= ? AND next_attempt <= ?)
-		OR (state IN ('scheduled', 'released', 'canceled', 'failed') AND notice_sent = 0)
-		OR (state IN ('released', 'canceled', 'failed') AND confirm_sent = 0)
-		ORDER BY due_at, id LIMIT ?`, ms(now), ms(now), limit)
+		OR (notice_next <= ? AND (
+			(state IN ('scheduled', 'released', 'canceled', 'failed') AND notice_sent = 0)
+			OR (state IN ('released', 'canceled', 'failed') AND confirm_sent = 0)))
+		ORDER BY due_at, id LIMIT ?`, ms(now), ms(now), ms(now), limit)
 }
 
 func (s *SQLite) NextWake(ctx context.Context) (time.Time, error) {
@@ -472,7 +493,7 @@ func (s *SQLite) NextWake(ctx context.Context) (time.Time, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT MIN(t) FROM (
 		SELECT MAX(due_at, next_attempt) AS t FROM jobs WHERE state = 'scheduled' AND due_at > 0
 		UNION ALL
-		SELECT 1 FROM jobs WHERE (state IN ('scheduled', 'released', 'canceled', 'failed') AND notice_sent = 0)
+		SELECT MAX(notice_next, 1) FROM jobs WHERE (state IN ('scheduled', 'released', 'canceled', 'failed') AND notice_sent = 0)
 			OR (state IN ('released', 'canceled', 'failed') AND confirm_sent = 0))`).Scan(&t)
 	if err != nil || !t.Valid {
 		return time.Time{}, err

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -1579,5 +1580,25 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 			s = openAt(t, path, testKey(1))
 			get(t, s, "j")
 		})
+	}
+}
+
+// The database and the -wal and -shm files beside it hold subjects,
+// recipients and file names: 0600 from the first start, whatever the
+// umask (issue 11, finding 8).
+func TestFilesAreForTheOwnerOnly(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	path := filepath.Join(t.TempDir(), "zipgate.db")
+	s := openAt(t, path, testKey(1))
+	create(t, s, job("j")) // the WAL has something in it
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %o, want 600", filepath.Base(f), fi.Mode().Perm())
+		}
 	}
 }

@@ -83,6 +83,10 @@ type Job struct {
 	// confirmation once the job is final.
 	NoticeSent  bool
 	ConfirmSent bool
+	// NoticeAttempts counts deferred tries of mail to the sender; none is
+	// tried again before NoticeNext.
+	NoticeAttempts int
+	NoticeNext     time.Time
 }
 
 // Errors callers act on.
@@ -147,6 +151,9 @@ type Jobs interface {
 	SetToken(ctx context.Context, id string, tokenHash []byte) error
 	MarkNoticeSent(ctx context.Context, id string) error
 	MarkConfirmSent(ctx context.Context, id string) error
+	// MarkNoticeRetry records a deferred notice or confirmation: the next
+	// try of mail to the sender waits until next.
+	MarkNoticeRetry(ctx context.Context, id string, next time.Time) error
 }
 
 // Policies are the admin's per-domain rules. Domains are kept
