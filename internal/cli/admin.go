@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -39,4 +40,29 @@ func openExistingStore(cfg config.Config) (store.Store, error) {
 		return nil, fmt.Errorf("%w; run the command as the user zipgate runs as (sudo -u zipgate zipgate ...)", err)
 	}
 	return st, err
+}
+
+// adminConfig loads the configuration of an admin command, with -data
+// over data_dir; on a problem it says so on stderr and returns false.
+func adminConfig(path, data string, stderr io.Writer) (config.Config, bool) {
+	cfg, err := loadConfig(path, func(c *config.Config) {
+		if data != "" {
+			c.DataDir = data
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "zipgate: configuration:\n%s\n", err)
+		return cfg, false
+	}
+	return cfg, true
+}
+
+// adminStore opens the store for an admin command, or says why not.
+func adminStore(cfg config.Config, stderr io.Writer) (store.Store, bool) {
+	st, err := openExistingStore(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "zipgate: %v\n", err)
+		return nil, false
+	}
+	return st, true
 }

@@ -9,7 +9,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/zipgate/zipgate/internal/config"
 	"github.com/zipgate/zipgate/internal/store"
 )
 
@@ -31,18 +30,12 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	cfg, err := loadConfig(*path, func(c *config.Config) {
-		if *data != "" {
-			c.DataDir = *data
-		}
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "zipgate: configuration:\n%s\n", err)
+	cfg, ok := adminConfig(*path, *data, stderr)
+	if !ok {
 		return 1
 	}
-	st, err := openExistingStore(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "zipgate: %v\n", err)
+	st, ok := adminStore(cfg, stderr)
+	if !ok {
 		return 1
 	}
 	defer st.Close()

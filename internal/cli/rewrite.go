@@ -51,13 +51,8 @@ func rewriteCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "zipgate rewrite: the message comes on stdin, not as %q\n", pos[0])
 		return 2
 	}
-	cfg, err := loadConfig(*path, func(c *config.Config) {
-		if *data != "" {
-			c.DataDir = *data
-		}
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "zipgate: configuration:\n%s\n", err)
+	cfg, ok := adminConfig(*path, *data, stderr)
+	if !ok {
 		return 1
 	}
 	tmp, err := os.MkdirTemp("", "zipgate-rewrite-")
