@@ -17,6 +17,7 @@ type ShapeLimits struct {
 	HeaderBytes      int // smtp.max_header_bytes, one header block
 	TotalHeaderBytes int // smtp.max_total_header_bytes, all header blocks
 	Parts            int // smtp.max_mime_parts
+	Attachments      int // smtp.max_attachments
 	LineBytes        int // the longest line smtpd takes (1 MiB)
 }
 
@@ -26,6 +27,7 @@ var DefaultShapeLimits = ShapeLimits{
 	HeaderBytes:      1 << 20,
 	TotalHeaderBytes: 4 << 20,
 	Parts:            10000,
+	Attachments:      1000,
 	LineBytes:        1 << 20,
 }
 
@@ -96,18 +98,15 @@ func Shapes() []Shape {
 			},
 		},
 		{
-			Name: "tiny-attachments",
-			What: "as many parts as smtp.max_mime_parts allows, each a one-byte attachment",
-			Build: func(l ShapeLimits) []byte {
-				var m bytes.Buffer
-				m.WriteString(shapeHead + "Content-Type: multipart/mixed; boundary=b\r\n\r\n")
-				m.WriteString("--b\r\nContent-Type: text/plain\r\n\r\nfiles\r\n")
-				for i := 2; i < l.Parts; i++ { // the message and its text are parts too
-					fmt.Fprintf(&m, "--b\r\nContent-Type: application/octet-stream; name=f%d.bin\r\n\r\nx\r\n", i)
-				}
-				m.WriteString("--b--\r\n")
-				return m.Bytes()
-			},
+			Name:  "tiny-attachments",
+			What:  "as many one-byte attachments as smtp.max_attachments allows",
+			Build: func(l ShapeLimits) []byte { return tinyAttachments(l.Attachments) },
+		},
+		{
+			Name:    "tiny-attachments-over",
+			What:    "as many parts as smtp.max_mime_parts allows, each a one-byte attachment: over smtp.max_attachments",
+			Refused: true,
+			Build:   func(l ShapeLimits) []byte { return tinyAttachments(l.Parts - 2) }, // the message and its text are parts too
 		},
 		{
 			Name: "tiny-parts",
@@ -178,5 +177,17 @@ func shortHeaderLines(l ShapeLimits, n int) []byte {
 		total += block
 	}
 	m.WriteString(smallPDF + "--b--\r\n")
+	return m.Bytes()
+}
+
+// tinyAttachments is a text and n one-byte attachments.
+func tinyAttachments(n int) []byte {
+	var m bytes.Buffer
+	m.WriteString(shapeHead + "Content-Type: multipart/mixed; boundary=b\r\n\r\n")
+	m.WriteString("--b\r\nContent-Type: text/plain\r\n\r\nfiles\r\n")
+	for i := range n {
+		fmt.Fprintf(&m, "--b\r\nContent-Type: application/octet-stream; name=f%d.bin\r\n\r\nx\r\n", i)
+	}
+	m.WriteString("--b--\r\n")
 	return m.Bytes()
 }

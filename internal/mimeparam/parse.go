@@ -195,7 +195,7 @@ func startsParam(s string) bool {
 // segments.
 func parseParams(s string) map[string]string {
 	params := map[string]string{}
-	ext := map[string]*extParam{}
+	var ext map[string]*extParam // most values have no RFC 2231 forms
 	for _, p := range splitParams(s) {
 		name, idx, encoded, ok := split2231(p.key)
 		if !ok {
@@ -203,6 +203,9 @@ func parseParams(s string) map[string]string {
 				params[p.key] = p.val
 			}
 			continue
+		}
+		if ext == nil {
+			ext = map[string]*extParam{}
 		}
 		e := ext[name]
 		if e == nil {

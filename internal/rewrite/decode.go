@@ -17,13 +17,23 @@ func decoder(encoding string, r io.Reader) (io.Reader, bool) {
 	case "", "7bit", "8bit", "binary":
 		return r, true
 	case "base64":
-		return &base64Reader{r: r}, true
+		return &base64Reader{r: r, in: make([]byte, bufLen(r))}, true
 	case "quoted-printable":
-		return &qpReader{br: bufio.NewReader(r)}, true
+		return &qpReader{br: bufio.NewReaderSize(r, bufLen(r))}, true
 	case "x-uuencode", "x-uue", "uuencode":
-		return &uuReader{br: bufio.NewReader(r)}, true
+		return &uuReader{br: bufio.NewReaderSize(r, bufLen(r))}, true
 	}
 	return r, false
+}
+
+// bufLen is the read buffer for a decoder of r: 4 KiB, less for a small
+// body, so that a message of many tiny parts does not make 4 KiB of
+// garbage for each.
+func bufLen(r io.Reader) int {
+	if sr, ok := r.(*io.SectionReader); ok && sr.Size() < 4<<10 {
+		return max(16, int(sr.Size())+1)
+	}
+	return 4 << 10
 }
 
 // base64Reader decodes base64, skipping every byte outside the alphabet
@@ -33,7 +43,7 @@ type base64Reader struct {
 	quad []byte // alphabet bytes not yet decoded (< 4)
 	out  []byte // decoded bytes; out[pos:] not yet returned
 	pos  int
-	in   [4096]byte
+	in   []byte
 	eof  bool
 }
 

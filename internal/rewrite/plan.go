@@ -28,6 +28,22 @@ type Plan struct {
 	bodies  []*Part        // text/plain and text/html that get the notice
 	removed map[*Part]bool // parts (attachments and emptied multiparts) dropped
 	dirty   map[*Part]bool // parts written differently from the original
+
+	br      *bufio.Reader // for reading bodies line by line, one at a time
+	copyBuf []byte        // for copying message bytes through
+	lim     Limits
+	err     error // ErrTooManyFiles, once found
+}
+
+// lines returns a line reader of r. Its buffer is the plan's, so a
+// message of many parts reuses one; only one may be in use at a time.
+func (pl *Plan) lines(r io.Reader) *bufio.Reader {
+	if pl.br == nil {
+		pl.br = bufio.NewReaderSize(r, 4<<10)
+	} else {
+		pl.br.Reset(r)
+	}
+	return pl.br
 }
 
 // Attachment is one part that goes into the zip.
@@ -54,12 +70,15 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 	if err != nil {
 		return nil, err
 	}
-	pl := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}}
+	pl := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}, lim: lim}
 	if signedRoot(root) {
 		pl.Pass = PassSigned
 		return pl, nil
 	}
 	pl.walk(root, nil)
+	if pl.err != nil {
+		return nil, pl.err
+	}
 	// A body that is an inline PGP message or signature keeps its bytes
 	// (the notice goes into a part of its own); its attachments are still
 	// zipped: a signature never exempts a file.
@@ -98,6 +117,9 @@ func signedRoot(root *Part) bool {
 // walk classifies p; referenced holds the Content-IDs the HTML of an
 // enclosing multipart/related points at. It reports whether p was removed.
 func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
+	if pl.err != nil {
+		return false
+	}
 	if p.IsMultipart() {
 		if p.MediaType == "multipart/related" {
 			referenced = pl.cidReferences(p)
@@ -126,7 +148,8 @@ func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
 		}
 		return false
 	}
-	if isAttachment(p, referenced[contentID(p)]) || p.MediaType == "text/plain" && pl.uuencoded(p) {
+	inline := referenced != nil && strings.HasPrefix(p.MediaType, "image/") && referenced[contentID(p)]
+	if isAttachment(p, inline) || p.MediaType == "text/plain" && pl.uuencoded(p) {
 		return pl.attach(p)
 	}
 	if (p.MediaType == "text/plain" || p.MediaType == "text/html") && !pl.hasBody(p.MediaType) {
@@ -143,8 +166,17 @@ func (pl *Plan) attach(p *Part) bool {
 		a.Name = defaultName(p.MediaType)
 	}
 	a.Undecoded = !knownEncoding(p.Encoding)
+	return pl.add(a)
+}
+
+// add puts a into the zip; every file costs memory on the way (the zip's
+// directory, the notice, the log line), so there is a bound.
+func (pl *Plan) add(a *Attachment) bool {
+	if pl.lim.MaxAttachments > 0 && len(pl.Attachments) >= pl.lim.MaxAttachments {
+		pl.err = ErrTooManyFiles
+	}
 	pl.Attachments = append(pl.Attachments, a)
-	pl.removed[p] = true
+	pl.removed[a.Part] = true
 	return true
 }
 
@@ -161,7 +193,7 @@ func (pl *Plan) uuencoded(p *Part) bool {
 	if !ok {
 		return false
 	}
-	br := bufio.NewReader(r)
+	br := pl.lines(r)
 	for {
 		line, err := br.ReadSlice('\n')
 		if uuBegin.Match(line) {
@@ -227,15 +259,14 @@ func (pl *Plan) cidReferences(rel *Part) map[string]bool {
 			return
 		}
 		r, _ := decoder(p.Encoding, pl.body(p))
-		scanCIDs(r, refs)
+		scanCIDs(pl.lines(r), refs)
 	}
 	visit(rel)
 	return refs
 }
 
-// scanCIDs adds every "cid:..." found in r to refs.
-func scanCIDs(r io.Reader, refs map[string]bool) {
-	br := bufio.NewReader(r)
+// scanCIDs adds every "cid:..." found in br to refs.
+func scanCIDs(br *bufio.Reader, refs map[string]bool) {
 	for {
 		line, err := br.ReadSlice('\n')
 		for rest := line; ; {
@@ -313,7 +344,7 @@ func (pl *Plan) pgpInline(b *Part) bool {
 	if !ok {
 		return false
 	}
-	br := bufio.NewReader(io.LimitReader(r, 1<<20))
+	br := pl.lines(io.LimitReader(r, 1<<20))
 	for {
 		line, err := br.ReadSlice('\n')
 		if bytes.HasPrefix(line, []byte("-----BEGIN PGP SIGNED MESSAGE-----")) ||
