@@ -71,7 +71,7 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 		return nil, err
 	}
 	pl := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}, lim: lim}
-	if signedRoot(root) {
+	if pl.signedWhole(root) {
 		pl.Pass = PassSigned
 		return pl, nil
 	}
@@ -101,17 +101,6 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 		pl.Attachments = nil
 	}
 	return pl, nil
-}
-
-// signedRoot reports a message that is S/MIME or PGP/MIME as a whole.
-// The same types deeper down are files like any other (a .p7m or .pgp
-// attachment), so they are zipped.
-func signedRoot(root *Part) bool {
-	switch root.MediaType {
-	case "multipart/signed", "multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime":
-		return true
-	}
-	return false
 }
 
 // walk classifies p; referenced holds the Content-IDs the HTML of an
