@@ -48,7 +48,7 @@ var sampleCases = []struct {
 	{"mailgem_7bit_text_script_attachment.eml", []string{"api.rb"}, ""},
 	{"mailgem_binary_cte_jpeg_inside_alternative.eml", []string{"2013-08-13_19-08-28-1.jpg"}, ""},
 	{"mailgem_docomo_shift_jis_8bit_body_no_attachment.eml", nil, ""},
-	{"mailgem_duplicate_content_type_headers_top_level.eml", nil, ""},
+	{"mailgem_duplicate_content_type_headers_top_level.eml", []string{"message.eml"}, ""}, // two Content-Types: zipped whole
 	{"mailgem_forwarded_smime_p7s_as_plain_mixed_attachment.eml", []string{"smime.p7s"}, ""},
 	{"mailgem_gmail_rfc2047_utf8_japanese_txt_filename.eml", []string{"てすと.txt"}, ""},
 	{"mailgem_iso2022jp_7bit_body_utf8_subject_no_attachment.eml", nil, ""},
@@ -184,6 +184,14 @@ func checkRewritten(t *testing.T, file string, raw, out []byte, password string,
 		// bytes are also in a part that stays, as an invite is).
 		if body := bytes.TrimSpace(raw[p.BodyStart:p.End]); len(body) > 64 && bytes.Contains(out, body) && !inKeptPart(pl, raw, body) {
 			t.Errorf("attachment %q is still in the message in the clear", names[i])
+		}
+		if a.Whole {
+			// Zipped as written, header included.
+			if !bytes.Equal(files[names[i]], partRaw) {
+				t.Errorf("%q is not the part as written", names[i])
+			}
+			want[names[i]] = partRaw
+			continue
 		}
 		if notDecodableByGoMessage[file] {
 			if len(files[names[i]]) == 0 {

@@ -70,11 +70,37 @@ type Part struct {
 	CloseDelim int64 // start of the closing delimiter (with its line break); -1 when missing
 	CloseEnd   int64 // just after the closing delimiter line
 
-	src *source
+	src          *source
+	ambiguity    ambiguity
+	implicitBody bool // the header ended at a line that is no field, without a blank line
 }
 
 // source is the message a part's offsets point into.
 type source struct{ r io.ReaderAt }
+
+// ambiguity is why mail readers could disagree on what a part is.
+type ambiguity uint8
+
+const (
+	unambiguous ambiguity = iota
+	severalTypes
+	severalEncodings
+	severalBoundaries
+	fieldsAfterBody
+)
+
+// Ambiguous, when not "", says why mail readers could disagree on what
+// this part is (several Content-Type fields, say). Such a part is not
+// walked and is zipped whole.
+func (p *Part) Ambiguous() string {
+	return [...]string{
+		unambiguous:       "",
+		severalTypes:      "several Content-Type fields that disagree",
+		severalEncodings:  "several Content-Transfer-Encoding fields that disagree",
+		severalBoundaries: "several boundary parameters",
+		fieldsAfterBody:   "header fields after a line that is none",
+	}[p.ambiguity]
+}
 
 // Get returns the unfolded value of the first field with this name.
 func (p *Part) Get(name string) string {
@@ -306,6 +332,7 @@ func (ps *parser) header(p *Part, top bool) error {
 				// Not a header: the body starts here, without a blank line.
 				ps.lr.unread(line, start)
 				p.BodyStart = start
+				p.implicitBody = true
 				return nil
 			}
 			ps.endField()
@@ -364,13 +391,22 @@ const (
 	maxNameLen = 1024 // a file name (the zip cuts it to 240 bytes anyway)
 )
 
-// classify fills the content fields from the header values.
+// classify fills the content fields from the header values. Where mail
+// readers could take a header two ways (several Content-Type or
+// Content-Transfer-Encoding fields that disagree, several boundaries),
+// the part is marked Ambiguous and zipped whole.
 func (p *Part) classify(h *headerValues) {
 	ct := ""
 	if len(h.contentType) > 0 {
 		ct = h.contentType[0]
 	}
 	mt, params := p.mediaType(ct)
+	for _, other := range h.contentType[min(1, len(h.contentType)):] {
+		omt, oparams := p.mediaType(other)
+		if omt != mt || oparams["boundary"] != params["boundary"] {
+			p.ambiguity = severalTypes
+		}
+	}
 	p.MediaType = mt
 	// Several Content-Disposition fields: the strictest wins, so a part
 	// some client shows as an attachment is treated as one.
@@ -385,6 +421,11 @@ func (p *Part) classify(h *headerValues) {
 	}
 	if len(h.encodings) > 0 {
 		p.Encoding = short(strings.ToLower(strings.TrimSpace(h.encodings[0])), "x-too-long")
+		for _, e := range h.encodings[1:] {
+			if !strings.EqualFold(strings.TrimSpace(e), p.Encoding) {
+				p.ambiguity = severalEncodings
+			}
+		}
 	}
 	if p.Name == "" {
 		p.Name = mimeparam.FileNameOf(params, nil)
@@ -403,7 +444,10 @@ func (p *Part) classify(h *headerValues) {
 			// so it is zipped whole.
 			b = ""
 		}
-		if b != "" && len(b) <= 200 {
+		if mimeparam.Conflicting(ct, "boundary") {
+			p.ambiguity = severalBoundaries
+		}
+		if b != "" && len(b) <= 200 && p.ambiguity == unambiguous {
 			p.Boundary = strings.Clone(b)
 		}
 	}

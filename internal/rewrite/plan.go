@@ -54,6 +54,10 @@ type Attachment struct {
 	// Undecoded is set when the transfer encoding is unknown: the raw
 	// body goes into the zip, so nothing leaves in the clear.
 	Undecoded bool
+	// Whole is set for a part mail readers could read more than one way:
+	// the part as written, header included, goes into the zip as a
+	// message of its own (.eml), for the recipient's reader to take apart.
+	Whole bool
 }
 
 // Reasons a message passes untouched.
@@ -109,6 +113,12 @@ func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
 	if pl.err != nil {
 		return false
 	}
+	if p.ambiguity == unambiguous && p.implicitBody && pl.fieldsInBody(p) {
+		p.ambiguity = fieldsAfterBody
+	}
+	if p.ambiguity != unambiguous {
+		return pl.attachWhole(p)
+	}
 	if p.IsMultipart() {
 		if p.MediaType == "multipart/related" {
 			referenced = pl.cidReferences(p)
@@ -138,7 +148,7 @@ func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
 		return false
 	}
 	inline := referenced != nil && strings.HasPrefix(p.MediaType, "image/") && referenced[contentID(p)]
-	if isAttachment(p, inline) || p.MediaType == "text/plain" && pl.uuencoded(p) {
+	if isAttachment(p, inline) || strings.HasPrefix(p.MediaType, "text/") && pl.carriesFile(p) {
 		return pl.attach(p)
 	}
 	if (p.MediaType == "text/plain" || p.MediaType == "text/html") && !pl.hasBody(p.MediaType) {
@@ -169,23 +179,59 @@ func (pl *Plan) add(a *Attachment) bool {
 	return true
 }
 
+// attachWhole takes p out of the message for the zip as written, header
+// included: the recipient's reader takes it apart from the zip.
+func (pl *Plan) attachWhole(p *Part) bool {
+	name := "part.eml"
+	if p == pl.Root {
+		name = "message.eml"
+	}
+	return pl.add(&Attachment{Part: p, Name: name, Whole: true})
+}
+
+// fieldsInBody reports a part whose header ended at a line that is no
+// header field, without the blank line, while Content-* fields follow
+// before the first blank line: a lenient reader that skips the odd line
+// takes those fields as the header, a strict one as the body.
+func (pl *Plan) fieldsInBody(p *Part) bool {
+	br := pl.lines(io.LimitReader(pl.body(p), 64<<10))
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(bytes.TrimSpace(line)) == 0 && err != bufio.ErrBufferFull {
+			return false // the blank line, or the end
+		}
+		if len(line) >= 8 && bytes.EqualFold(line[:8], []byte("content-")) {
+			if i := bytes.IndexByte(line, ':'); i > 8 && isFieldName(bytes.TrimRight(line[:i], " \t")) {
+				return true
+			}
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return false
+		}
+	}
+}
+
 // bodyBytes returns up to n bytes of p's raw body.
 func (pl *Plan) bodyBytes(p *Part, n int64) []byte {
 	b, _ := io.ReadAll(io.LimitReader(pl.body(p), n))
 	return b
 }
 
-// uuencoded reports a text body carrying a uuencoded file ("begin 644
-// name" ... "end"), as "uuencode f f | mail" sends it.
-func (pl *Plan) uuencoded(p *Part) bool {
-	r, ok := decoder(p.Encoding, pl.body(p))
-	if !ok {
-		return false
-	}
-	br := pl.lines(r)
+// carriesFile reports a text part that carries a file some readers show
+// as an attachment: uuencoded ("begin 644 name" ... "end", as
+// "uuencode f f | mail" sends it, or "begin-base64"), yEnc ("=ybegin"),
+// or, in a calendar, an ATTACH property with the file inline. The body is
+// read decoded, and as sent when its transfer encoding is unknown (a
+// reader that does not know it shows the raw bytes).
+func (pl *Plan) carriesFile(p *Part) bool {
+	br := pl.lines(pl.decoded(p))
+	calendar := p.MediaType == "text/calendar"
 	for {
 		line, err := br.ReadSlice('\n')
-		if uuBegin.Match(line) {
+		if uuBegin.Match(line) || bytes.HasPrefix(line, []byte("=ybegin ")) {
+			return true
+		}
+		if calendar && len(line) > 7 && bytes.EqualFold(line[:7], []byte("ATTACH;")) && inlineAttach(line, br) {
 			return true
 		}
 		if err != nil && err != bufio.ErrBufferFull {
@@ -194,7 +240,37 @@ func (pl *Plan) uuencoded(p *Part) bool {
 	}
 }
 
-var uuBegin = regexp.MustCompile(`^begin [0-7]{3,4} \S`)
+var uuBegin = regexp.MustCompile(`^begin(-base64)?[ \t]+[0-7]{3,4}[ \t]+\S`)
+
+// inlineAttach reads the parameters of an iCalendar ATTACH property
+// (RFC 5545 3.8.1.1), unfolding its continuation lines, and reports one
+// whose value is the file itself (ENCODING=BASE64 or VALUE=BINARY)
+// rather than a link.
+func inlineAttach(first []byte, br *bufio.Reader) bool {
+	params := bytes.ToUpper(bytes.TrimRight(first, "\r\n"))
+	for len(params) < 4<<10 && !hasColonOutsideQuotes(params) {
+		next, err := br.Peek(1)
+		if err != nil || (next[0] != ' ' && next[0] != '\t') {
+			break
+		}
+		line, _ := br.ReadSlice('\n')
+		params = append(params, bytes.ToUpper(bytes.TrimRight(line[1:], "\r\n"))...)
+	}
+	return bytes.Contains(params, []byte("ENCODING=BASE64")) || bytes.Contains(params, []byte("VALUE=BINARY"))
+}
+
+func hasColonOutsideQuotes(b []byte) bool {
+	quoted := false
+	for _, c := range b {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == ':' && !quoted:
+			return true
+		}
+	}
+	return false
+}
 
 func (pl *Plan) hasBody(mediaType string) bool {
 	for _, b := range pl.bodies {
@@ -208,11 +284,13 @@ func (pl *Plan) hasBody(mediaType string) bool {
 // isAttachment is the rule for what leaves the message: a part marked
 // attachment, any named part (a named text is a file, even shown inline),
 // forwarded and partial messages, and any other non-text leaf except an
-// image the HTML shows inline. A calendar invite in its alternative stays.
+// image the HTML shows inline. A calendar invite in its alternative stays
+// (unless it is marked attachment or named: then it is a file).
 func isAttachment(p *Part, referencedInline bool) bool {
 	mt := p.MediaType
 	switch {
-	case mt == "text/calendar" && p.Parent != nil && p.Parent.MediaType == "multipart/alternative":
+	case mt == "text/calendar" && p.Parent != nil && p.Parent.MediaType == "multipart/alternative" &&
+		p.Disposition != "attachment" && p.Name == "":
 		return false
 	case mt == "message/delivery-status" || mt == "message/disposition-notification" || mt == "message/feedback-report":
 		return p.Disposition == "attachment" // parts of a report, not files
@@ -306,7 +384,7 @@ func indexFoldASCII(b []byte, needle string) int {
 // entries are all encrypted already.
 func (pl *Plan) onlyEncryptedZips() bool {
 	for _, a := range pl.Attachments {
-		if a.Undecoded || !pl.isEncryptedZip(a.Part) {
+		if a.Undecoded || a.Whole || !pl.isEncryptedZip(a.Part) {
 			return false
 		}
 	}

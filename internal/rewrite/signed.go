@@ -39,6 +39,9 @@ const maxSignature = 256 << 10
 // The same types deeper down are files like any other (a .p7m or .pgp
 // attachment), so they are zipped.
 func (pl *Plan) signedWhole(root *Part) bool {
+	if hasAmbiguous(root) {
+		return false
+	}
 	switch root.MediaType {
 	case "multipart/signed":
 		protocol := strings.ToLower(strings.TrimSpace(root.Params()["protocol"]))
@@ -85,6 +88,18 @@ func (pl *Plan) signedWhole(root *Part) bool {
 // twoParts: a closed multipart with exactly two parts, the second a leaf.
 func twoParts(p *Part) bool {
 	return len(p.Children) == 2 && p.CloseDelim >= 0 && !p.Children[1].IsMultipart()
+}
+
+func hasAmbiguous(p *Part) bool {
+	if p.ambiguity != unambiguous {
+		return true
+	}
+	for _, c := range p.Children {
+		if hasAmbiguous(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // Size is the length of p's raw body.

@@ -22,7 +22,12 @@ type Output struct {
 }
 
 // Open returns the decoded content of an attachment, for the zip.
-func (pl *Plan) Open(a *Attachment) io.Reader { return pl.decoded(a.Part) }
+func (pl *Plan) Open(a *Attachment) io.Reader {
+	if a.Whole {
+		return io.NewSectionReader(pl.msg, a.Part.Start, a.Part.End-a.Part.Start)
+	}
+	return pl.decoded(a.Part)
+}
 
 // Write writes the rewritten message: the original with the attachments
 // taken out, the notice added to the bodies, and the zip attached to the
@@ -47,7 +52,7 @@ func (pl *Plan) Write(w io.Writer, o Output) error {
 		return err
 	}
 	root := pl.Root
-	if root.MediaType == "multipart/mixed" && root.IsMultipart() {
+	if root.MediaType == "multipart/mixed" && root.IsMultipart() && !pl.removed[root] {
 		return wr.part(root, true)
 	}
 	return wr.wrap(root)
