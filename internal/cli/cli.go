@@ -214,11 +214,8 @@ func run(cfg config.Config, log *slog.Logger) error {
 	// across restarts and nothing else needs keeping.
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("zipgate sender page csrf"))
-	page := &http.Server{
-		Handler:           web.New(st, sched.Wake, mac.Sum(nil), log).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	page := web.New(st, sched.Wake, mac.Sum(nil), log).HTTPServer(web.DefaultTimeouts,
+		slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	log.Info("zipgate started", "version", version(), "listen", ln.Addr().String(),
 		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "delay", cfg.Release.Delay.D().String(),
 		"data_dir", cfg.DataDir)
