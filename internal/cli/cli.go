@@ -113,9 +113,13 @@ func configtest(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := loadConfig(*path, func(*config.Config) {}); err != nil {
+	cfg, err := loadConfig(*path, func(*config.Config) {})
+	if err != nil {
 		fmt.Fprintf(stderr, "%s\n", err)
 		return 1
+	}
+	for _, w := range warnings(cfg) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintln(stdout, "configuration OK")
 	return 0
@@ -216,6 +220,9 @@ func run(cfg config.Config, log *slog.Logger) error {
 	mac.Write([]byte("zipgate sender page csrf"))
 	page := web.New(st, sched.Wake, mac.Sum(nil), log).HTTPServer(web.DefaultTimeouts,
 		slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+	for _, w := range warnings(cfg) {
+		log.Warn(w)
+	}
 	log.Info("zipgate started", "version", version(), "listen", ln.Addr().String(),
 		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "delay", cfg.Release.Delay.D().String(),
 		"data_dir", cfg.DataDir)
@@ -256,6 +263,18 @@ func run(cfg config.Config, log *slog.Logger) error {
 	<-schedDone
 	log.Info("zipgate stopped")
 	return runErr
+}
+
+// warnings are settings that are valid but weaken what zipgate protects;
+// serve logs them at start and configtest prints them.
+func warnings(cfg config.Config) []string {
+	var w []string
+	if cfg.Zip.Method == "zipcrypto" {
+		w = append(w, "zip.method is zipcrypto: ZipCrypto falls to a known-plaintext attack (bkcrack): "+
+			"12 known bytes of one entry (a file format's header, a stored PNG or zip) recover the keys "+
+			"and open every file of that zip without the password; use aes256 unless recipients cannot open it")
+	}
+	return w
 }
 
 func dkimKeys(cfg config.Config) []relay.DKIMKey {

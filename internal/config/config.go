@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/zipgate/zipgate/internal/password"
 )
 
 // Config is the whole configuration. The TOML keys are the lower-case
@@ -143,6 +145,11 @@ type Notice struct {
 	// Charset of the mails zipgate writes: "utf-8" or "iso-2022-jp".
 	Charset string `toml:"charset"`
 }
+
+// MinPasswordBits is the least entropy a password setting may give: a
+// zip's password can be tried offline as fast as the attacker's hardware
+// allows, for as long as the attacker likes.
+const MinPasswordBits = 64
 
 // Defaults is the configuration zipgate runs on without a file.
 func Defaults() Config {
@@ -316,6 +323,12 @@ func (c Config) problems() []string {
 	}
 	if pw.Length > 0 && pw.Length < 8 {
 		p.add("password.length: %d is too short to protect anything; use 8 or more", pw.Length)
+	}
+	policy := password.Policy{Length: pw.Length, Digits: pw.Digits, Symbols: pw.Symbols, AllowAmbiguous: pw.AllowAmbiguous}
+	if bits := password.Bits(policy); bits > 0 && bits < MinPasswordBits {
+		p.add("password: length %d with %d digits and %d symbols gives %.0f bits of entropy (2^%.0f passwords); "+
+			"%d or more are needed: raise length (12 with 3 digits gives %.0f)",
+			pw.Length, pw.Digits, pw.Symbols, bits, bits, MinPasswordBits, password.Bits(password.Policy{Length: 12, Digits: 3}))
 	}
 	return p.List
 }

@@ -71,3 +71,35 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestPasswordEntropy: password settings under 64 bits are refused with
+// the bits they give (issue 11, finding 9); the defaults pass.
+func TestPasswordEntropy(t *testing.T) {
+	cases := []struct {
+		name    string
+		set     func(*Password)
+		problem string // "" when valid
+	}{
+		{"defaults", func(*Password) {}, ""},
+		{"8 digits", func(p *Password) { p.Length, p.Digits = 8, 8 }, "gives 24 bits"},
+		{"10 letters", func(p *Password) { p.Length, p.Digits = 10, 0 }, "gives 56 bits"},
+		{"11 with look-alikes", func(p *Password) { p.Length, p.Digits, p.AllowAmbiguous = 11, 0, true }, "gives 63 bits"},
+		{"12 with look-alikes", func(p *Password) { p.Length, p.Digits, p.AllowAmbiguous = 12, 0, true }, ""},
+		{"16 digits", func(p *Password) { p.Length, p.Digits = 16, 16 }, "gives 48 bits"},
+		{"22 digits", func(p *Password) { p.Length, p.Digits = 22, 22 }, ""},
+		{"12 with 3 digits and 2 symbols", func(p *Password) { p.Length, p.Digits, p.Symbols = 12, 3, 2 }, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Defaults()
+			tc.set(&c.Password)
+			err := c.Validate()
+			switch {
+			case tc.problem == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.problem != "" && (err == nil || !strings.Contains(err.Error(), tc.problem) || !strings.Contains(err.Error(), "64 or more")):
+				t.Fatalf("got %v, want a problem saying %q", err, tc.problem)
+			}
+		})
+	}
+}
