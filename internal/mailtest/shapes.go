@@ -136,6 +136,21 @@ func Shapes() []Shape {
 			},
 		},
 		{
+			Name: "cid-references",
+			What: "an HTML body of 40 MB of distinct cid: references in a multipart/related, one inline image and an attachment",
+			Build: func(l ShapeLimits) []byte {
+				var m bytes.Buffer
+				m.WriteString(shapeHead + "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n" +
+					"Content-Type: multipart/related; boundary=r\r\n\r\n--r\r\nContent-Type: text/html\r\n\r\n<p>")
+				for i := 0; m.Len() < 40_000_000; i++ {
+					fmt.Fprintf(&m, "<img src=\"cid:image%08d@example.jp\">\r\n", i)
+				}
+				m.WriteString("</p>\r\n--r\r\nContent-Type: image/png\r\nContent-ID: <image00000001@example.jp>\r\n\r\nPNG\r\n--r--\r\n")
+				m.WriteString(smallPDF + "--b--\r\n")
+				return m.Bytes()
+			},
+		},
+		{
 			Name: "long-lines",
 			What: "lines just under the 1 MiB line limit: in the top-level header, a text body and an 8bit attachment, up to the message limit",
 			Build: func(l ShapeLimits) []byte {

@@ -313,27 +313,44 @@ func contentID(p *Part) string {
 	return strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
 }
 
-// cidReferences collects the cid: URLs in the HTML parts under a
-// multipart/related.
+// cidReferences returns the Content-IDs of the images under a
+// multipart/related that its HTML parts refer to by cid: URLs. Only ids
+// of those images are kept, so an HTML body of many references costs no
+// memory.
 func (pl *Plan) cidReferences(rel *Part) map[string]bool {
-	refs := map[string]bool{}
-	var visit func(p *Part)
-	visit = func(p *Part) {
+	ids := map[string]bool{}
+	var images, pages func(p *Part)
+	images = func(p *Part) {
 		for _, c := range p.Children {
-			visit(c)
+			images(c)
+		}
+		if strings.HasPrefix(p.MediaType, "image/") {
+			if id := contentID(p); id != "" {
+				ids[id] = true
+			}
+		}
+	}
+	images(rel)
+	refs := map[string]bool{}
+	if len(ids) == 0 {
+		return refs
+	}
+	pages = func(p *Part) {
+		for _, c := range p.Children {
+			pages(c)
 		}
 		if p.MediaType != "text/html" || p.Disposition == "attachment" {
 			return
 		}
 		r, _ := decoder(p.Encoding, pl.body(p))
-		scanCIDs(pl.lines(r), refs)
+		scanCIDs(pl.lines(r), ids, refs)
 	}
-	visit(rel)
+	pages(rel)
 	return refs
 }
 
-// scanCIDs adds every "cid:..." found in br to refs.
-func scanCIDs(br *bufio.Reader, refs map[string]bool) {
+// scanCIDs adds to refs every id of ids found as "cid:id" in br.
+func scanCIDs(br *bufio.Reader, ids, refs map[string]bool) {
 	for {
 		line, err := br.ReadSlice('\n')
 		for rest := line; ; {
@@ -346,11 +363,14 @@ func scanCIDs(br *bufio.Reader, refs map[string]bool) {
 			if end < 0 {
 				end = len(rest)
 			}
-			id := string(rest[:end])
-			if u, err := url.PathUnescape(id); err == nil {
-				id = u
+			id := rest[:end]
+			if ids[string(id)] {
+				refs[string(id)] = true
+			} else if bytes.IndexByte(id, '%') >= 0 {
+				if u, err := url.PathUnescape(string(id)); err == nil && ids[u] {
+					refs[u] = true
+				}
 			}
-			refs[id] = true
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return
