@@ -521,7 +521,7 @@ func (ps *parser) multipart(p *Part, depth int) error {
 		d := *ps.pending // a copy: parsing the child reuses the buffer
 		if d.level != level {
 			// An enclosing multipart's delimiter: this one ends unclosed.
-			p.End = d.start
+			p.End = max(d.start, p.BodyStart)
 			return nil
 		}
 		ps.pending = nil

@@ -1,10 +1,14 @@
 package rewrite
 
 import (
+	"bufio"
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // analyzeNames runs Analyze and returns the pass reason and the names of
@@ -92,4 +96,34 @@ func sample(t *testing.T, file string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// FuzzSignatureParsers: the BER walker, the OpenPGP armor and packet
+// readers take any bytes without panicking or hanging.
+func FuzzSignatureParsers(f *testing.F) {
+	for _, file := range []string{"gpg_pgp_mime_signed_mixed_text_plus_pdf.eml", "gpg_pgp_mime_encrypted_mixed_text_plus_pdf.eml",
+		"openssl_smime_multipart_signed_mixed_text_plus_pdf.eml", "openssl_smime_signed_data_labelled_enveloped_data.eml"} {
+		b, err := os.ReadFile(filepath.Join("testdata/crafted", file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if i := bytes.Index(b, []byte("-----BEGIN PGP")); i >= 0 {
+			f.Add(b[i:])
+		}
+		if i := bytes.Index(b, []byte("\r\n\r\nMII")); i >= 0 {
+			der, _ := io.ReadAll(&base64Reader{r: bytes.NewReader(b[i:]), in: make([]byte, 4096)})
+			f.Add(der)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		wd := time.AfterFunc(10*time.Second, func() { panic("one input took over 10 s") })
+		defer wd.Stop()
+		cmsDetachedSignature(b)
+		cmsContentType(b)
+		berSkip(b, 0)
+		pgpArmored(bytes.NewReader(b), "SIGNATURE", pgpSignaturePackets)
+		pgpArmored(bytes.NewReader(b), "MESSAGE", pgpEncryptedPackets)
+		pgpEncryptedPackets(bufio.NewReader(bytes.NewReader(b)))
+		pgpSignaturePackets(bufio.NewReader(bytes.NewReader(b)))
+	})
 }

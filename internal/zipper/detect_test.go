@@ -62,7 +62,7 @@ func dirEntryOf(name string) rawEntry { return rawEntry{stdzip.FileHeader{Name: 
 
 // stdZip builds a zip with archive/zip from raw entries, standing in for
 // zips made by other tools.
-func stdZip(t *testing.T, comment string, entries ...rawEntry) []byte {
+func stdZip(t testing.TB, comment string, entries ...rawEntry) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	w := stdzip.NewWriter(&b)
@@ -136,6 +136,9 @@ func FuzzIsEncryptedZip(f *testing.F) {
 	f.Add([]byte("PK\x05\x06" + string(make([]byte, 18))))
 	f.Add(ourZip(f, AES256))
 	f.Add(ourZip(f, ZipCrypto))
+	f.Add(stdZip(f, "", zipCryptoEntry("a.txt"), dirEntryOf("d/")))
+	f.Add(stdZip(f, "", clearEntry("a.txt", true)))
+	f.Add(prepend(stdZip(f, "", clearEntry("a.txt", false)), ourZip(f, AES256)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		IsEncryptedZip(bytes.NewReader(b), int64(len(b))) // must not panic
 	})
