@@ -77,3 +77,15 @@ func TestNameWithoutAType(t *testing.T) {
 		t.Fatalf("pass %q, attachments %q; want x.pdf", pass, names)
 	}
 }
+
+// TopHeader's fields are read from the message, as every part's are.
+func TestTopHeader(t *testing.T) {
+	msg := "Received: from a (Postfix) with ESMTP id 6C39D984ABF\r\nSubject: =?UTF-8?B?6KaL56mN?=\r\n folded\r\nMessage-ID: <x@example.jp>\r\n\r\nbody\r\n"
+	p, err := TopHeader(strings.NewReader(msg), int64(len(msg)), testLimits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Get("Message-ID") != "<x@example.jp>" || p.Get("subject") != "=?UTF-8?B?6KaL56mN?= folded" || !strings.Contains(p.Get("Received"), "6C39D984ABF") {
+		t.Fatalf("Message-ID %q, Subject %q, Received %q", p.Get("Message-ID"), p.Get("Subject"), p.Get("Received"))
+	}
+}
