@@ -125,9 +125,13 @@ func configtest(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := loadConfig(*path, func(*config.Config) {}); err != nil {
+	cfg, err := loadConfig(*path, func(*config.Config) {})
+	if err != nil {
 		fmt.Fprintf(stderr, "%s\n", err)
 		return 1
+	}
+	for _, w := range warnings(cfg) {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	fmt.Fprintln(stdout, "configuration OK")
 	return 0
@@ -241,10 +245,10 @@ func run(cfg config.Config, log *slog.Logger) error {
 	// across restarts and nothing else needs keeping.
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("zipgate sender page csrf"))
-	page := &http.Server{
-		Handler:           web.New(st, sched.Wake, mac.Sum(nil), log).Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	page := web.New(st, sched.Wake, mac.Sum(nil), log).HTTPServer(web.DefaultTimeouts,
+		slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+	for _, w := range warnings(cfg) {
+		log.Warn(w)
 	}
 	log.Info("zipgate started", "version", version(), "commit", commit(), "listen", ln.Addr().String(),
 		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "delay", cfg.Release.Delay.D().String(),
@@ -286,6 +290,18 @@ func run(cfg config.Config, log *slog.Logger) error {
 	<-schedDone
 	log.Info("zipgate stopped")
 	return runErr
+}
+
+// warnings are settings that are valid but weaken what zipgate protects;
+// serve logs them at start and configtest prints them.
+func warnings(cfg config.Config) []string {
+	var w []string
+	if cfg.Zip.Method == "zipcrypto" {
+		w = append(w, "zip.method is zipcrypto: ZipCrypto falls to a known-plaintext attack (bkcrack): "+
+			"12 known bytes of one entry (a file format's header, a stored PNG or zip) recover the keys "+
+			"and open every file of that zip without the password; use aes256 unless recipients cannot open it")
+	}
+	return w
 }
 
 func dkimKeys(cfg config.Config) []relay.DKIMKey {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/zipgate/zipgate/internal/password"
 	"github.com/zipgate/zipgate/internal/policy"
 )
 
@@ -110,6 +111,10 @@ type SMTP struct {
 	MaxMIMEDepth int `toml:"max_mime_depth"`
 	// MaxMIMEParts bounds the number of MIME parts in one message.
 	MaxMIMEParts int `toml:"max_mime_parts"`
+	// MaxTotalHeaderBytes bounds the header blocks of all parts together.
+	MaxTotalHeaderBytes int `toml:"max_total_header_bytes"`
+	// MaxAttachments bounds the files that go into one zip.
+	MaxAttachments int `toml:"max_attachments"`
 	// SpoolMemoryBytes: DATA above this size is spooled to disk.
 	SpoolMemoryBytes int `toml:"spool_memory_bytes"`
 	// Timeout for reading a command or the message from the client.
@@ -180,6 +185,11 @@ type Notice struct {
 	Language string `toml:"language"`
 }
 
+// MinPasswordBits is the least entropy a password setting may give: a
+// zip's password can be tried offline as fast as the attacker's hardware
+// allows, for as long as the attacker likes.
+const MinPasswordBits = 64
+
 // Defaults is the configuration zipgate runs on without a file.
 func Defaults() Config {
 	return Config{
@@ -196,6 +206,11 @@ func Defaults() Config {
 			MaxMIMEParts:     10000,
 			SpoolMemoryBytes: 1 << 20,
 			Timeout:          Duration(5 * time.Minute),
+
+			// With these two, 10 messages at once of any shape up to
+			// max_message_bytes stay under 64 MiB (scripts/memshapes.sh).
+			MaxTotalHeaderBytes: 4 << 20,
+			MaxAttachments:      1000,
 		},
 		Relay: Relay{
 			NextHop: "127.0.0.1:10026",
@@ -286,6 +301,8 @@ func (c Config) problems() []string {
 		{"smtp.max_header_bytes", int64(c.SMTP.MaxHeaderBytes)},
 		{"smtp.max_mime_depth", int64(c.SMTP.MaxMIMEDepth)},
 		{"smtp.max_mime_parts", int64(c.SMTP.MaxMIMEParts)},
+		{"smtp.max_total_header_bytes", int64(c.SMTP.MaxTotalHeaderBytes)},
+		{"smtp.max_attachments", int64(c.SMTP.MaxAttachments)},
 		{"smtp.spool_memory_bytes", int64(c.SMTP.SpoolMemoryBytes)},
 		{"smtp.timeout", int64(c.SMTP.Timeout)},
 		{"relay.timeout", int64(c.Relay.Timeout)},
@@ -365,6 +382,13 @@ func (c Config) problems() []string {
 	}
 	if pw.Length > 0 && pw.Length < 8 {
 		p.add("password.length: %d is too short to protect anything; use 8 or more", pw.Length)
+	}
+	setting := password.Policy{Length: pw.Length, Digits: pw.Digits, Symbols: pw.Symbols, AllowAmbiguous: pw.AllowAmbiguous}
+	// A length under 8 is reported above already.
+	if bits := password.Bits(setting); bits > 0 && bits < MinPasswordBits && pw.Length >= 8 {
+		p.add("password: length %d with %d digits and %d symbols gives %.0f bits of entropy (2^%.0f passwords); "+
+			"%d or more are needed: raise length (12 with 3 digits gives %.0f)",
+			pw.Length, pw.Digits, pw.Symbols, bits, bits, MinPasswordBits, password.Bits(password.Policy{Length: 12, Digits: 3}))
 	}
 	return p.List
 }

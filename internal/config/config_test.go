@@ -370,3 +370,6 @@ func TestZipTimeZone(t *testing.T) {
 		t.Error("without zip.time_zone the zone is not the local one")
 	}
 }
+
+// TestPasswordEntropy: password settings under 64 bits are refused with
+// the bits they give (issue 11, finding 9); the defaults pass.

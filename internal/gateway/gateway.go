@@ -75,6 +75,7 @@ func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templat
 		zone:      cfg.Zip.Location(),
 		limits: rewrite.Limits{
 			MaxHeaderBytes: cfg.SMTP.MaxHeaderBytes, MaxDepth: cfg.SMTP.MaxMIMEDepth, MaxParts: cfg.SMTP.MaxMIMEParts,
+			MaxTotalHeaderBytes: cfg.SMTP.MaxTotalHeaderBytes, MaxAttachments: cfg.SMTP.MaxAttachments,
 		},
 		tempDir:   tempDir,
 		threshold: cfg.SMTP.SpoolMemoryBytes,
@@ -366,6 +367,10 @@ func refuseUnparsable(err error) error {
 		text = "Message not sent: it has too many MIME parts to check the attachments safely"
 	case errors.Is(err, rewrite.ErrHeaderTooLarge):
 		text = "Message not sent: a header block is too large"
+	case errors.Is(err, rewrite.ErrHeadersTooLarge):
+		text = "Message not sent: its MIME parts have too many header lines in total to check the attachments safely"
+	case errors.Is(err, rewrite.ErrTooManyFiles):
+		text = "Message not sent: it has too many attachments to put into one zip"
 	default:
 		return reply.Internal(err)
 	}

@@ -48,7 +48,7 @@ var sampleCases = []struct {
 	{"mailgem_7bit_text_script_attachment.eml", []string{"api.rb"}, ""},
 	{"mailgem_binary_cte_jpeg_inside_alternative.eml", []string{"2013-08-13_19-08-28-1.jpg"}, ""},
 	{"mailgem_docomo_shift_jis_8bit_body_no_attachment.eml", nil, ""},
-	{"mailgem_duplicate_content_type_headers_top_level.eml", nil, ""},
+	{"mailgem_duplicate_content_type_headers_top_level.eml", []string{"message.eml"}, ""}, // two Content-Types: zipped whole
 	{"mailgem_forwarded_smime_p7s_as_plain_mixed_attachment.eml", []string{"smime.p7s"}, ""},
 	{"mailgem_gmail_rfc2047_utf8_japanese_txt_filename.eml", []string{"てすと.txt"}, ""},
 	{"mailgem_iso2022jp_7bit_body_utf8_subject_no_attachment.eml", nil, ""},
@@ -57,7 +57,7 @@ var sampleCases = []struct {
 	{"mailgem_mixed_qp_text_plus_one_pdf_crlf.eml", []string{"broken.pdf"}, ""},
 	{"mailgem_mixed_qp_text_plus_one_pdf_lf.eml", []string{"broken.pdf"}, ""},
 	{"mailgem_mixed_single_inline_jpeg_rfc2047_latin1_filename.eml", []string{"Eelanalüüsi päring.jpg"}, ""},
-	{"mailgem_pgp_mime_signed_text_only.eml", nil, ""},
+	{"mailgem_pgp_mime_signed_text_only.eml", []string{"signature.asc"}, ""}, // its armor is broken (gpg: CRC error): no signature
 	{"mailgem_raw_8bit_latin1_filename_7bit_text_attachment.eml", []string{"ciële.txt"}, ""},
 	{"mailgem_rfc2047_utf8_filename_unquoted_param_lf.eml", []string{"This is a test.pdf"}, ""},
 	{"mailgem_single_part_toplevel_gzip_attachment.eml", []string{"blah.gz"}, ""},
@@ -96,7 +96,7 @@ var sampleCases = []struct {
 	{"related_with_unreferenced_inline_zip_parts.eml", []string{"dummy1.zip", "dummy2.zip"}, ""},
 	{"rfc2047_shift_jis_filename_with_iso2022jp_name_param.eml", []string{"出張申請書（伊藤）.pdf"}, ""},
 	{"single_part_toplevel_png_filename_folded_inside_quotes.eml", []string{"Screenshot 2024-04-28 at 18.24.31.png"}, ""},
-	{"smime_opaque_signed_pkcs7_mime_signed_data_with_attachment_inside.eml", nil, ""},
+	{"smime_opaque_signed_pkcs7_mime_signed_data_with_attachment_inside.eml", []string{"smime.p7m"}, ""}, // signed-data is clear text
 	{"swaks_attachment_without_any_filename.eml", []string{"attachment.bin"}, ""},
 	{"swaks_html_body_part_plus_xlsx.eml", []string{"sales_2024Q1.xlsx"}, ""},
 	{"swaks_text_plus_pdf_csv_zip_base64_crlf.eml", []string{"invoice.pdf", "customers_utf8.csv", "documents.zip"}, ""},
@@ -109,7 +109,7 @@ var sampleCases = []struct {
 	{"thunderbird_pgp_inline_clearsigned_utf8.eml", nil, ""},
 	{"thunderbird_smime_enveloped_pkcs7_mime.eml", nil, ""},
 	{"thunderbird_smime_multipart_signed_sha256.eml", nil, ""},
-	{"thunderbird_smime_opaque_signed_pkcs7_mime.eml", nil, ""},
+	{"thunderbird_smime_opaque_signed_pkcs7_mime.eml", []string{"smime.p7m"}, ""},
 	{"utf8_8bit_body_rfc2231_utf8_filenames_emailmessage.eml", []string{"請求書_2024年4月分.pdf", "明細.csv"}, ""},
 	{"utf8_mixed_alternative_plus_rfc2047_utf8_filenames_with_content_id.eml", []string{"会議室の写真.jpg", "御見積書_2024-04-15.pdf"}, ""},
 }
@@ -187,6 +187,14 @@ func checkRewritten(t *testing.T, file string, raw, out []byte, password string,
 		// bytes are also in a part that stays, as an invite is).
 		if body := bytes.TrimSpace(raw[p.BodyStart:p.End]); len(body) > 64 && bytes.Contains(out, body) && !inKeptPart(pl, raw, body) {
 			t.Errorf("attachment %q is still in the message in the clear", names[i])
+		}
+		if a.Whole {
+			// Zipped as written, header included.
+			if !bytes.Equal(files[names[i]], partRaw) {
+				t.Errorf("%q is not the part as written", names[i])
+			}
+			want[names[i]] = partRaw
+			continue
 		}
 		if notDecodableByGoMessage[file] {
 			if len(files[names[i]]) == 0 {

@@ -17,7 +17,16 @@ import (
 func FileName(contentType, contentDisposition string) string {
 	_, cd := Parse(contentDisposition)
 	_, ct := Parse(contentType)
-	for _, v := range []string{cd["filename"], ct["name"], ct["filename"], cd["name"]} {
+	return FileNameOf(ct, cd)
+}
+
+// FileNameOf is FileName for parameters Parse already returned (either
+// may be nil).
+func FileNameOf(contentType, contentDisposition map[string]string) string {
+	for _, v := range [...]string{contentDisposition["filename"], contentType["name"], contentType["filename"], contentDisposition["name"]} {
+		if v == "" {
+			continue
+		}
 		if name := clean(decodeText(v)); name != "" {
 			return name
 		}

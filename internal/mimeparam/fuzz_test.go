@@ -42,6 +42,10 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		// A value whose boundary is given once cannot conflict.
+		if Conflicting(s, "boundary") && strings.Count(strings.ToLower(s), "boundary") < 2 {
+			t.Errorf("Conflicting(%q) with one boundary", s)
+		}
 		typ, params := Parse(s)
 		if typ != strings.ToLower(typ) || strings.ContainsAny(typ, " \t;=\"") {
 			t.Errorf("Parse(%q) type %q", s, typ)

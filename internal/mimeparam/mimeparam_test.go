@@ -188,3 +188,26 @@ func TestDecodeHeader(t *testing.T) {
 		}
 	}
 }
+
+func TestConflicting(t *testing.T) {
+	cases := []struct {
+		value string
+		want  bool
+	}{
+		{`multipart/mixed; boundary=a`, false},
+		{`multipart/mixed; boundary=a; boundary=a`, false},
+		{`multipart/mixed; boundary=a; boundary=b`, true},
+		{`multipart/mixed; BOUNDARY="a"; boundary=b`, true},
+		{`multipart/mixed; boundary=a; boundary*=utf-8''b`, true},
+		{`multipart/mixed; boundary=a; boundary*=utf-8''a`, false},
+		{`multipart/mixed; boundary*0=a; boundary*0=b`, true},
+		{`multipart/mixed; boundary*0=a; boundary*1=b`, false},
+		{`multipart/mixed; boundary*=''a; boundary*=''b`, true},
+		{`multipart/mixed; charset=a; charset=b; boundary=x`, false},
+	}
+	for _, tc := range cases {
+		if got := Conflicting(tc.value, "boundary"); got != tc.want {
+			t.Errorf("Conflicting(%q) = %v, want %v", tc.value, got, tc.want)
+		}
+	}
+}

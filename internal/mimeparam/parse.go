@@ -195,7 +195,7 @@ func startsParam(s string) bool {
 // segments.
 func parseParams(s string) map[string]string {
 	params := map[string]string{}
-	ext := map[string]*extParam{}
+	var ext map[string]*extParam // most values have no RFC 2231 forms
 	for _, p := range splitParams(s) {
 		name, idx, encoded, ok := split2231(p.key)
 		if !ok {
@@ -203,6 +203,9 @@ func parseParams(s string) map[string]string {
 				params[p.key] = p.val
 			}
 			continue
+		}
+		if ext == nil {
+			ext = map[string]*extParam{}
 		}
 		e := ext[name]
 		if e == nil {
@@ -218,4 +221,47 @@ func parseParams(s string) map[string]string {
 		}
 	}
 	return params
+}
+
+// Conflicting reports whether value gives the parameter key more than
+// once with different values: as plain parameters, as RFC 2231 forms
+// (key*=, key*0=, ...), or one of each. Readers disagree on which one
+// counts (the first, the last, or the RFC 2231 one), so a caller that
+// must not guess treats the header as ambiguous.
+func Conflicting(value, key string) bool {
+	_, rest := mediaType(unfold(value))
+	key = strings.ToLower(key)
+	var seen []string
+	add := func(v string) bool {
+		for _, s := range seen {
+			if s != v {
+				return true
+			}
+		}
+		seen = append(seen, v)
+		return false
+	}
+	ext := &extParam{segs: map[int]segment{}}
+	hasExt := false
+	for _, p := range splitParams(rest) {
+		if p.key == key {
+			if add(p.val) {
+				return true
+			}
+			continue
+		}
+		name, idx, encoded, ok := split2231(p.key)
+		if !ok || name != key {
+			continue
+		}
+		hasExt = true
+		if old, dup := ext.segs[idx]; idx >= 0 && dup && old.val != p.val {
+			return true
+		}
+		if idx < 0 && ext.single != nil && *ext.single != p.val {
+			return true
+		}
+		ext.add(idx, segment{p.val, encoded})
+	}
+	return hasExt && add(ext.decode())
 }

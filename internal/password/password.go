@@ -5,6 +5,7 @@ package password
 import (
 	"fmt"
 	"io"
+	"math"
 
 	gopassword "github.com/sethvargo/go-password/password"
 )
@@ -54,4 +55,26 @@ func (g *Generator) Generate() (string, error) {
 		return "", fmt.Errorf("password: %w", err)
 	}
 	return s, nil
+}
+
+// Bits is the entropy of the passwords p makes, in bits: each is drawn
+// uniformly from the strings of p.Length characters with exactly
+// p.Digits digits and p.Symbols symbols (go-password inserts each
+// character at a uniformly random place), so it is the log2 of their
+// number. It is 0 for a policy that cannot make a password.
+func Bits(p Policy) float64 {
+	letters, digits, symbols := len(clearLower)+len(clearUpper), len(clearDigits), len(clearSymbols)
+	if p.AllowAmbiguous {
+		letters = len(gopassword.LowerLetters) + len(gopassword.UpperLetters)
+		digits, symbols = len(gopassword.Digits), len(gopassword.Symbols)
+	}
+	n := p.Length - p.Digits - p.Symbols
+	if p.Length <= 0 || p.Digits < 0 || p.Symbols < 0 || n < 0 {
+		return 0
+	}
+	// Where the digits and symbols go: Length! / (n! Digits! Symbols!).
+	lg := func(k int) float64 { v, _ := math.Lgamma(float64(k + 1)); return v / math.Ln2 }
+	places := lg(p.Length) - lg(n) - lg(p.Digits) - lg(p.Symbols)
+	return float64(n)*math.Log2(float64(letters)) + float64(p.Digits)*math.Log2(float64(digits)) +
+		float64(p.Symbols)*math.Log2(float64(symbols)) + places
 }

@@ -21,10 +21,11 @@ import (
 // so bytes that were there stay as they were.
 type bodyEdit struct {
 	part      *Part
-	notice    []byte // in the body's (new) charset, CRLF line ends
-	charset   string // new charset parameter, "" when unchanged
-	encoding  string // new Content-Transfer-Encoding, "" when unchanged
-	transcode bool   // decode the body from its charset to UTF-8 first
+	params    map[string]string // of the Content-Type field
+	notice    []byte            // in the body's (new) charset, CRLF line ends
+	charset   string            // new charset parameter, "" when unchanged
+	encoding  string            // new Content-Transfer-Encoding, "" when unchanged
+	transcode bool              // decode the body from its charset to UTF-8 first
 }
 
 // planBodyEdit decides how to add notice (UTF-8, "\n" line ends) to p, or
@@ -37,11 +38,12 @@ func planBodyEdit(p *Part, notice string) (*bodyEdit, bool) {
 	default:
 		return nil, false
 	}
-	cs := strings.ToLower(strings.TrimSpace(p.Params["charset"]))
+	params := p.Params()
+	cs := strings.ToLower(strings.TrimSpace(params["charset"]))
 	if cs == "" {
 		cs = "us-ascii"
 	}
-	e := &bodyEdit{part: p}
+	e := &bodyEdit{part: p, params: params}
 	stateful := strings.HasPrefix(cs, "iso-2022-")
 	if strings.HasPrefix(cs, "utf-16") || strings.HasPrefix(cs, "utf-32") {
 		return nil, false
@@ -89,11 +91,11 @@ func planBodyEdit(p *Part, notice string) (*bodyEdit, bool) {
 func (e *bodyEdit) write(w io.Writer, pl *Plan, tempDir string) error {
 	p := e.part
 	hasCTE := false
-	for _, f := range p.Fields {
+	for f := range p.Fields() {
 		switch {
 		case e.charset != "" && strings.EqualFold(f.Name, "Content-Type"):
 			params := map[string]string{}
-			for k, v := range p.Params {
+			for k, v := range e.params {
 				params[k] = v
 			}
 			params["charset"] = e.charset
@@ -138,7 +140,7 @@ func (e *bodyEdit) write(w io.Writer, pl *Plan, tempDir string) error {
 	}
 	var src io.Reader = pl.decoded(p)
 	if e.transcode {
-		r, err := charset.Reader(p.Params["charset"], src)
+		r, err := charset.Reader(e.params["charset"], src)
 		if err != nil {
 			return err
 		}
@@ -160,7 +162,7 @@ func (e *bodyEdit) write(w io.Writer, pl *Plan, tempDir string) error {
 // the last </body> of an HTML page (at the end when there is none, or in a
 // stateful charset where the tag bytes could be part of a character).
 func (e *bodyEdit) insert(w io.Writer, body io.Reader, tempDir string) error {
-	if e.part.MediaType != "text/html" || strings.HasPrefix(strings.ToLower(e.part.Params["charset"]), "iso-2022-") {
+	if e.part.MediaType != "text/html" || strings.HasPrefix(strings.ToLower(e.params["charset"]), "iso-2022-") {
 		if _, err := io.Copy(w, body); err != nil {
 			return err
 		}

@@ -17,13 +17,23 @@ func decoder(encoding string, r io.Reader) (io.Reader, bool) {
 	case "", "7bit", "8bit", "binary":
 		return r, true
 	case "base64":
-		return &base64Reader{r: r}, true
+		return &base64Reader{r: r, block: min(base64Block, bufLen(r))}, true
 	case "quoted-printable":
-		return &qpReader{br: bufio.NewReader(r)}, true
+		return &qpReader{br: bufio.NewReaderSize(r, min(4<<10, bufLen(r)))}, true
 	case "x-uuencode", "x-uue", "uuencode":
-		return &uuReader{br: bufio.NewReader(r)}, true
+		return &uuReader{br: bufio.NewReaderSize(r, min(4<<10, bufLen(r)))}, true
 	}
 	return r, false
+}
+
+// bufLen is the read buffer for a decoder of r: 4 KiB (base64: its
+// block), less for a small body, so that a message of many tiny parts
+// does not make that much garbage for each.
+func bufLen(r io.Reader) int {
+	if sr, ok := r.(*io.SectionReader); ok && sr.Size() < base64Block {
+		return max(16, int(sr.Size())+1)
+	}
+	return base64Block
 }
 
 // base64Reader decodes base64, skipping every byte outside the alphabet
@@ -42,6 +52,7 @@ type base64Reader struct {
 	out   []byte // decoded bytes; out[pos:] not yet returned
 	pos   int
 	eof   bool
+	block int // bytes of input read at a time
 }
 
 // base64Block is how much encoded input is read at a time.
@@ -53,9 +64,12 @@ func (b *base64Reader) Read(p []byte) (int, error) {
 			return 0, io.EOF
 		}
 		if b.in == nil {
-			b.in = make([]byte, base64Block)
-			b.clean = make([]byte, 0, base64Block+4)
-			b.out = make([]byte, 0, base64Block/4*3+3)
+			if b.block == 0 {
+				b.block = base64Block
+			}
+			b.in = make([]byte, b.block)
+			b.clean = make([]byte, 0, b.block+4)
+			b.out = make([]byte, 0, b.block/4*3+3)
 		}
 		n, err := b.r.Read(b.in)
 		if err != nil && err != io.EOF {

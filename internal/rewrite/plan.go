@@ -32,6 +32,22 @@ type Plan struct {
 	bodies  []*Part        // text/plain and text/html that get the notice
 	removed map[*Part]bool // parts (attachments and emptied multiparts) dropped
 	dirty   map[*Part]bool // parts written differently from the original
+
+	br      *bufio.Reader // for reading bodies line by line, one at a time
+	copyBuf []byte        // for copying message bytes through
+	lim     Limits
+	err     error // ErrTooManyFiles, once found
+}
+
+// lines returns a line reader of r. Its buffer is the plan's, so a
+// message of many parts reuses one; only one may be in use at a time.
+func (pl *Plan) lines(r io.Reader) *bufio.Reader {
+	if pl.br == nil {
+		pl.br = bufio.NewReaderSize(r, 4<<10)
+	} else {
+		pl.br.Reset(r)
+	}
+	return pl.br
 }
 
 // Attachment is one part that goes into the zip.
@@ -42,6 +58,10 @@ type Attachment struct {
 	// Undecoded is set when the transfer encoding is unknown: the raw
 	// body goes into the zip, so nothing leaves in the clear.
 	Undecoded bool
+	// Whole is set for a part mail readers could read more than one way:
+	// the part as written, header included, goes into the zip as a
+	// message of its own (.eml), for the recipient's reader to take apart.
+	Whole bool
 }
 
 // Reasons a message passes untouched.
@@ -58,8 +78,8 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 	if err != nil {
 		return nil, err
 	}
-	pl := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}}
-	if signedRoot(root) {
+	pl := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}, lim: lim}
+	if pl.signedWhole(root) {
 		pl.Pass = PassSigned
 		// Counted on a copy: what is signed is never rewritten.
 		probe := &Plan{Root: root, msg: msg, tempDir: tempDir, removed: map[*Part]bool{}, dirty: map[*Part]bool{}}
@@ -68,6 +88,9 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 		return pl, nil
 	}
 	pl.walk(root, nil)
+	if pl.err != nil {
+		return nil, pl.err
+	}
 	// A body that is an inline PGP message or signature keeps its bytes
 	// (the notice goes into a part of its own); its attachments are still
 	// zipped: a signature never exempts a file.
@@ -93,20 +116,18 @@ func Analyze(msg io.ReaderAt, size int64, lim Limits, tempDir string) (*Plan, er
 	return pl, nil
 }
 
-// signedRoot reports a message that is S/MIME or PGP/MIME as a whole.
-// The same types deeper down are files like any other (a .p7m or .pgp
-// attachment), so they are zipped.
-func signedRoot(root *Part) bool {
-	switch root.MediaType {
-	case "multipart/signed", "multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime":
-		return true
-	}
-	return false
-}
-
 // walk classifies p; referenced holds the Content-IDs the HTML of an
 // enclosing multipart/related points at. It reports whether p was removed.
 func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
+	if pl.err != nil {
+		return false
+	}
+	if p.ambiguity == unambiguous && p.implicitBody && pl.fieldsInBody(p) {
+		p.ambiguity = fieldsAfterBody
+	}
+	if p.ambiguity != unambiguous {
+		return pl.attachWhole(p)
+	}
 	if p.IsMultipart() {
 		if p.MediaType == "multipart/related" {
 			referenced = pl.cidReferences(p)
@@ -135,7 +156,8 @@ func (pl *Plan) walk(p *Part, referenced map[string]bool) bool {
 		}
 		return false
 	}
-	if isAttachment(p, referenced[contentID(p)]) || p.MediaType == "text/plain" && pl.uuencoded(p) {
+	inline := referenced != nil && strings.HasPrefix(p.MediaType, "image/") && referenced[contentID(p)]
+	if isAttachment(p, inline) || strings.HasPrefix(p.MediaType, "text/") && pl.carriesFile(p) {
 		return pl.attach(p)
 	}
 	if (p.MediaType == "text/plain" || p.MediaType == "text/html") && !pl.hasBody(p.MediaType) {
@@ -152,9 +174,50 @@ func (pl *Plan) attach(p *Part) bool {
 		a.Name = defaultName(p.MediaType)
 	}
 	a.Undecoded = !knownEncoding(p.Encoding)
+	return pl.add(a)
+}
+
+// add puts a into the zip; every file costs memory on the way (the zip's
+// directory, the notice, the log line), so there is a bound.
+func (pl *Plan) add(a *Attachment) bool {
+	if pl.lim.MaxAttachments > 0 && len(pl.Attachments) >= pl.lim.MaxAttachments {
+		pl.err = ErrTooManyFiles
+	}
 	pl.Attachments = append(pl.Attachments, a)
-	pl.removed[p] = true
+	pl.removed[a.Part] = true
 	return true
+}
+
+// attachWhole takes p out of the message for the zip as written, header
+// included: the recipient's reader takes it apart from the zip.
+func (pl *Plan) attachWhole(p *Part) bool {
+	name := "part.eml"
+	if p == pl.Root {
+		name = "message.eml"
+	}
+	return pl.add(&Attachment{Part: p, Name: name, Whole: true})
+}
+
+// fieldsInBody reports a part whose header ended at a line that is no
+// header field, without the blank line, while Content-* fields follow
+// before the first blank line: a lenient reader that skips the odd line
+// takes those fields as the header, a strict one as the body.
+func (pl *Plan) fieldsInBody(p *Part) bool {
+	br := pl.lines(io.LimitReader(pl.body(p), 64<<10))
+	for {
+		line, err := br.ReadSlice('\n')
+		if len(bytes.TrimSpace(line)) == 0 && err != bufio.ErrBufferFull {
+			return false // the blank line, or the end
+		}
+		if len(line) >= 8 && bytes.EqualFold(line[:8], []byte("content-")) {
+			if i := bytes.IndexByte(line, ':'); i > 8 && isFieldName(bytes.TrimRight(line[:i], " \t")) {
+				return true
+			}
+		}
+		if err != nil && err != bufio.ErrBufferFull {
+			return false
+		}
+	}
 }
 
 // bodyBytes returns up to n bytes of p's raw body.
@@ -163,17 +226,22 @@ func (pl *Plan) bodyBytes(p *Part, n int64) []byte {
 	return b
 }
 
-// uuencoded reports a text body carrying a uuencoded file ("begin 644
-// name" ... "end"), as "uuencode f f | mail" sends it.
-func (pl *Plan) uuencoded(p *Part) bool {
-	r, ok := decoder(p.Encoding, pl.body(p))
-	if !ok {
-		return false
-	}
-	br := bufio.NewReader(r)
+// carriesFile reports a text part that carries a file some readers show
+// as an attachment: uuencoded ("begin 644 name" ... "end", as
+// "uuencode f f | mail" sends it, or "begin-base64"), yEnc ("=ybegin"),
+// or, in a calendar, an ATTACH property with the file inline. The body is
+// read decoded, and as sent when its transfer encoding is unknown (a
+// reader that does not know it shows the raw bytes).
+func (pl *Plan) carriesFile(p *Part) bool {
+	br := pl.lines(pl.decoded(p))
+	calendar := p.MediaType == "text/calendar"
 	for {
 		line, err := br.ReadSlice('\n')
-		if uuBegin.Match(line) {
+		// The prefix first: the regexp costs more than the rest of the scan.
+		if bytes.HasPrefix(line, []byte("begin")) && uuBegin.Match(line) || bytes.HasPrefix(line, []byte("=ybegin ")) {
+			return true
+		}
+		if calendar && len(line) > 7 && bytes.EqualFold(line[:7], []byte("ATTACH;")) && inlineAttach(line, br) {
 			return true
 		}
 		if err != nil && err != bufio.ErrBufferFull {
@@ -182,7 +250,37 @@ func (pl *Plan) uuencoded(p *Part) bool {
 	}
 }
 
-var uuBegin = regexp.MustCompile(`^begin [0-7]{3,4} \S`)
+var uuBegin = regexp.MustCompile(`^begin(-base64)?[ \t]+[0-7]{3,4}[ \t]+\S`)
+
+// inlineAttach reads the parameters of an iCalendar ATTACH property
+// (RFC 5545 3.8.1.1), unfolding its continuation lines, and reports one
+// whose value is the file itself (ENCODING=BASE64 or VALUE=BINARY)
+// rather than a link.
+func inlineAttach(first []byte, br *bufio.Reader) bool {
+	params := bytes.ToUpper(bytes.TrimRight(first, "\r\n"))
+	for len(params) < 4<<10 && !hasColonOutsideQuotes(params) {
+		next, err := br.Peek(1)
+		if err != nil || (next[0] != ' ' && next[0] != '\t') {
+			break
+		}
+		line, _ := br.ReadSlice('\n')
+		params = append(params, bytes.ToUpper(bytes.TrimRight(line[1:], "\r\n"))...)
+	}
+	return bytes.Contains(params, []byte("ENCODING=BASE64")) || bytes.Contains(params, []byte("VALUE=BINARY"))
+}
+
+func hasColonOutsideQuotes(b []byte) bool {
+	quoted := false
+	for _, c := range b {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == ':' && !quoted:
+			return true
+		}
+	}
+	return false
+}
 
 func (pl *Plan) hasBody(mediaType string) bool {
 	for _, b := range pl.bodies {
@@ -196,11 +294,13 @@ func (pl *Plan) hasBody(mediaType string) bool {
 // isAttachment is the rule for what leaves the message: a part marked
 // attachment, any named part (a named text is a file, even shown inline),
 // forwarded and partial messages, and any other non-text leaf except an
-// image the HTML shows inline. A calendar invite in its alternative stays.
+// image the HTML shows inline. A calendar invite in its alternative stays
+// (unless it is marked attachment or named: then it is a file).
 func isAttachment(p *Part, referencedInline bool) bool {
 	mt := p.MediaType
 	switch {
-	case mt == "text/calendar" && p.Parent != nil && p.Parent.MediaType == "multipart/alternative":
+	case mt == "text/calendar" && p.Parent != nil && p.Parent.MediaType == "multipart/alternative" &&
+		p.Disposition != "attachment" && p.Name == "":
 		return false
 	case mt == "message/delivery-status" || mt == "message/disposition-notification" || mt == "message/feedback-report":
 		return p.Disposition == "attachment" // parts of a report, not files
@@ -223,28 +323,44 @@ func contentID(p *Part) string {
 	return strings.TrimSuffix(strings.TrimPrefix(id, "<"), ">")
 }
 
-// cidReferences collects the cid: URLs in the HTML parts under a
-// multipart/related.
+// cidReferences returns the Content-IDs of the images under a
+// multipart/related that its HTML parts refer to by cid: URLs. Only ids
+// of those images are kept, so an HTML body of many references costs no
+// memory.
 func (pl *Plan) cidReferences(rel *Part) map[string]bool {
-	refs := map[string]bool{}
-	var visit func(p *Part)
-	visit = func(p *Part) {
+	ids := map[string]bool{}
+	var images, pages func(p *Part)
+	images = func(p *Part) {
 		for _, c := range p.Children {
-			visit(c)
+			images(c)
+		}
+		if strings.HasPrefix(p.MediaType, "image/") {
+			if id := contentID(p); id != "" {
+				ids[id] = true
+			}
+		}
+	}
+	images(rel)
+	refs := map[string]bool{}
+	if len(ids) == 0 {
+		return refs
+	}
+	pages = func(p *Part) {
+		for _, c := range p.Children {
+			pages(c)
 		}
 		if p.MediaType != "text/html" || p.Disposition == "attachment" {
 			return
 		}
 		r, _ := decoder(p.Encoding, pl.body(p))
-		scanCIDs(r, refs)
+		scanCIDs(pl.lines(r), ids, refs)
 	}
-	visit(rel)
+	pages(rel)
 	return refs
 }
 
-// scanCIDs adds every "cid:..." found in r to refs.
-func scanCIDs(r io.Reader, refs map[string]bool) {
-	br := bufio.NewReader(r)
+// scanCIDs adds to refs every id of ids found as "cid:id" in br.
+func scanCIDs(br *bufio.Reader, ids, refs map[string]bool) {
 	for {
 		line, err := br.ReadSlice('\n')
 		for rest := line; ; {
@@ -257,11 +373,14 @@ func scanCIDs(r io.Reader, refs map[string]bool) {
 			if end < 0 {
 				end = len(rest)
 			}
-			id := string(rest[:end])
-			if u, err := url.PathUnescape(id); err == nil {
-				id = u
+			id := rest[:end]
+			if ids[string(id)] {
+				refs[string(id)] = true
+			} else if bytes.IndexByte(id, '%') >= 0 {
+				if u, err := url.PathUnescape(string(id)); err == nil && ids[u] {
+					refs[u] = true
+				}
 			}
-			refs[id] = true
 		}
 		if err != nil && err != bufio.ErrBufferFull {
 			return
@@ -295,7 +414,7 @@ func indexFoldASCII(b []byte, needle string) int {
 // entries are all encrypted already.
 func (pl *Plan) onlyEncryptedZips() bool {
 	for _, a := range pl.Attachments {
-		if a.Undecoded || !pl.isEncryptedZip(a.Part) {
+		if a.Undecoded || a.Whole || !pl.isEncryptedZip(a.Part) {
 			return false
 		}
 	}
@@ -322,7 +441,7 @@ func (pl *Plan) pgpInline(b *Part) bool {
 	if !ok {
 		return false
 	}
-	br := bufio.NewReader(io.LimitReader(r, 1<<20))
+	br := pl.lines(io.LimitReader(r, 1<<20))
 	for {
 		line, err := br.ReadSlice('\n')
 		if bytes.HasPrefix(line, []byte("-----BEGIN PGP SIGNED MESSAGE-----")) ||

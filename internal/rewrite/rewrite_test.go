@@ -179,22 +179,33 @@ func TestPassReasons(t *testing.T) {
 }
 
 // FuzzRewrite: whatever comes in, the parser and writer neither panic nor
-// fail, and a rewritten message starts with the trace header. The seed
-// corpus (every sample) runs with plain go test.
+// fail, a rewritten message starts with the trace header, and no
+// attachment's bytes are left in it in the clear. The seed corpus (every
+// sample and crafted message) runs with plain go test.
 func FuzzRewrite(f *testing.F) {
-	files, _ := filepath.Glob("../../testdata/samples/*.eml")
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
+	for _, dir := range []string{"../../testdata/samples", "testdata/crafted"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+		for _, file := range files {
+			b, err := os.ReadFile(file)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
 		}
-		f.Add(b)
 	}
+	// One directory for every input: spool files are unique and unlinked,
+	// and a directory made and removed per input costs more than the rest.
+	tmp := f.TempDir()
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		wd := time.AfterFunc(10*time.Second, func() { panic("one input took over 10 s: a hang or quadratic path") })
 		defer wd.Stop()
-		pl, err := Analyze(bytes.NewReader(msg), int64(len(msg)), Limits{MaxHeaderBytes: 64 << 10, MaxDepth: 20, MaxParts: 500}, t.TempDir())
-		if err != nil || pl.Pass != "" {
+		lim := Limits{MaxHeaderBytes: 64 << 10, MaxDepth: 20, MaxParts: 500, MaxTotalHeaderBytes: 256 << 10, MaxAttachments: 100}
+		pl, err := Analyze(bytes.NewReader(msg), int64(len(msg)), lim, tmp)
+		if err != nil {
+			return
+		}
+		checkOffsets(t, pl.Root, int64(len(msg)))
+		if pl.Pass != "" {
 			return
 		}
 		for _, a := range pl.Attachments {
@@ -203,13 +214,55 @@ func FuzzRewrite(f *testing.F) {
 			}
 		}
 		var out bytes.Buffer
-		if err := pl.Write(&out, Output{ID: "f", ZipName: "a.zip", Zip: strings.NewReader("PK"), Notice: noticeText, TempDir: t.TempDir()}); err != nil {
+		if err := pl.Write(&out, Output{ID: "f", ZipName: "a.zip", Zip: strings.NewReader("PK"), Notice: noticeText, TempDir: tmp}); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.HasPrefix(out.Bytes(), []byte("X-Zipgate: encrypted; id=f\r\n")) {
 			t.Fatal("no trace header")
 		}
+		// An attachment body found nowhere else in the message (nor in a
+		// closing delimiter the writer adds) must not be in the output.
+		var closings []byte
+		var visit func(p *Part)
+		visit = func(p *Part) {
+			closings = append(closings, "--"+p.Boundary+"--\n"...)
+			for _, c := range p.Children {
+				visit(c)
+			}
+		}
+		visit(pl.Root)
+		for _, a := range pl.Attachments {
+			body := bytes.TrimSpace(msg[a.Part.BodyStart:a.Part.End])
+			if len(body) >= 32 && bytes.Count(msg, body) == 1 && !bytes.Contains(closings, body) && bytes.Contains(out.Bytes(), body) {
+				t.Fatalf("attachment %q left in the clear", a.Name)
+			}
+		}
 	})
+}
+
+// checkOffsets asserts the order of a part's offsets and those of its
+// children: the writer copies the bytes between them.
+func checkOffsets(t *testing.T, p *Part, size int64) {
+	t.Helper()
+	// The line break ending a part's last header field may start the
+	// delimiter that ends the part (a part without a body): 2 bytes.
+	if !(0 <= p.Start && p.Start <= p.HeaderEnd && p.HeaderEnd <= p.BodyStart+2 && p.BodyStart <= p.End && p.End <= size) {
+		t.Fatalf("part %s: start %d, header end %d, body %d, end %d (size %d)", p.MediaType, p.Start, p.HeaderEnd, p.BodyStart, p.End, size)
+	}
+	prev := p.BodyStart
+	for _, c := range p.Children {
+		// An empty part ends after the line break that also starts the
+		// next delimiter ("--a\r\n--b"): neighbours may share 2 bytes.
+		if !(prev-2 <= c.Delim && c.Delim <= c.DelimEnd && c.DelimEnd <= c.Start && c.End <= p.End+2) {
+			t.Fatalf("child %s: delimiter %d-%d, start %d, end %d; previous end %d, parent end %d", c.MediaType, c.Delim, c.DelimEnd, c.Start, c.End, prev, p.End)
+		}
+		checkOffsets(t, c, size)
+		prev = c.End
+	}
+	// The closing delimiter's line break may be the next one's.
+	if p.CloseDelim >= 0 && !(prev-2 <= p.CloseDelim && p.CloseDelim <= p.CloseEnd && p.CloseDelim <= p.End) {
+		t.Fatalf("multipart %s: close %d-%d, last child end %d, end %d", p.MediaType, p.CloseDelim, p.CloseEnd, prev, p.End)
+	}
 }
 
 func TestInlineImagesTheHTMLShowsStayInline(t *testing.T) {

@@ -22,7 +22,12 @@ type Output struct {
 }
 
 // Open returns the decoded content of an attachment, for the zip.
-func (pl *Plan) Open(a *Attachment) io.Reader { return pl.decoded(a.Part) }
+func (pl *Plan) Open(a *Attachment) io.Reader {
+	if a.Whole {
+		return io.NewSectionReader(pl.msg, a.Part.Start, a.Part.End-a.Part.Start)
+	}
+	return pl.decoded(a.Part)
+}
 
 // Write writes the rewritten message: the original with the attachments
 // taken out, the notice added to the bodies, and the zip attached to the
@@ -47,7 +52,7 @@ func (pl *Plan) Write(w io.Writer, o Output) error {
 		return err
 	}
 	root := pl.Root
-	if root.MediaType == "multipart/mixed" && root.IsMultipart() {
+	if root.MediaType == "multipart/mixed" && root.IsMultipart() && !pl.removed[root] {
 		return wr.part(root, true)
 	}
 	return wr.wrap(root)
@@ -101,11 +106,7 @@ func (wr *writer) multipartHeader(p *Part) error {
 	if err := wr.fields(p, func(string) bool { return true }); err != nil {
 		return err
 	}
-	end := p.Start
-	if len(p.Fields) > 0 {
-		end = p.Fields[len(p.Fields)-1].End
-	}
-	return wr.pl.copyRange(wr.w, end, p.BodyStart) // the blank line
+	return wr.pl.copyRange(wr.w, p.HeaderEnd, p.BodyStart) // the blank line
 }
 
 // fields copies the header fields of p that keep accepts. A multipart
@@ -118,7 +119,7 @@ func (wr *writer) fields(p *Part, keep func(name string) bool) error {
 		_, params, err := mime.ParseMediaType(p.Get("Content-Type"))
 		normalize = err != nil || params["boundary"] != p.Boundary
 	}
-	for _, f := range p.Fields {
+	for f := range p.Fields() {
 		switch {
 		case f.Name == "" || !keep(f.Name):
 		case p == wr.pl.Root && wr.out.DropField != nil && wr.out.DropField(f.Name, f.Value):
@@ -143,7 +144,7 @@ func (wr *writer) fields(p *Part, keep func(name string) bool) error {
 func (wr *writer) wrap(root *Part) error {
 	boundary := newBoundary()
 	hasVersion := false
-	for _, f := range root.Fields {
+	for f := range root.Fields() {
 		hasVersion = hasVersion || strings.EqualFold(f.Name, "MIME-Version")
 	}
 	if err := wr.fields(root, func(name string) bool { return !isContentField(name) }); err != nil {
@@ -272,11 +273,30 @@ func newBoundary() string {
 	return "zipgate-" + hex.EncodeToString(b[:])
 }
 
-// copyRange copies message bytes [from, to).
+// copyRange copies message bytes [from, to) through one buffer per
+// plan: a header of many short fields is copied field by field, and a
+// reader for each would be garbage proportional to the header.
 func (pl *Plan) copyRange(w io.Writer, from, to int64) error {
 	if to <= from {
 		return nil
 	}
-	_, err := io.Copy(w, io.NewSectionReader(pl.msg, from, to-from))
-	return err
+	if pl.copyBuf == nil {
+		pl.copyBuf = make([]byte, 64<<10)
+	}
+	for from < to {
+		n, err := pl.msg.ReadAt(pl.copyBuf[:min(int64(len(pl.copyBuf)), to-from)], from)
+		if n > 0 {
+			if _, err := w.Write(pl.copyBuf[:n]); err != nil {
+				return err
+			}
+			from += int64(n)
+		}
+		if err != nil && from < to {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
 }

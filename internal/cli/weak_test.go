@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConfigtestWeakSettings: configtest refuses a password setting under
+// 64 bits and says how many it gives, and warns about ZipCrypto (issue
+// 11, finding 9).
+func TestConfigtestWeakSettings(t *testing.T) {
+	write := func(text string) string {
+		p := filepath.Join(t.TempDir(), "zipgate.toml")
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	code, _, errOut := runCLI("configtest", "-config", write("[password]\nlength = 8\ndigits = 8\n"))
+	if code != 1 || !strings.Contains(errOut, "gives 24 bits of entropy") || !strings.Contains(errOut, "64 or more") {
+		t.Errorf("8 digits: exit %d, %q; want 1 and the bits it gives", code, errOut)
+	}
+	code, out, errOut := runCLI("configtest", "-config", write("[zip]\nmethod = \"zipcrypto\"\n"))
+	if code != 0 || !strings.Contains(out, "configuration OK") || !strings.Contains(errOut, "warning: zip.method is zipcrypto") || !strings.Contains(errOut, "bkcrack") {
+		t.Errorf("zipcrypto: exit %d, stdout %q, stderr %q; want OK and a warning", code, out, errOut)
+	}
+	if code, _, errOut := runCLI("configtest"); code != 0 || errOut != "" {
+		t.Errorf("defaults: exit %d, stderr %q; want 0 and no warning", code, errOut)
+	}
+}
