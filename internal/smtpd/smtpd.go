@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -142,6 +143,25 @@ func (l *allowListener) Accept() (net.Conn, error) {
 		fmt.Fprintf(c, "554 5.7.1 Access denied: %s is not allowed to use this gateway\r\n", hostOf(c.RemoteAddr()))
 		c.Close()
 	}
+}
+
+// Close answers the connections already waiting in the kernel's queue
+// with 421 before it closes the listener, which would reset them: Postfix
+// then logs an orderly "try again later" instead of a lost connection.
+func (l *allowListener) Close() error {
+	if tl, ok := l.Listener.(*net.TCPListener); ok {
+		tl.SetDeadline(time.Now().Add(50 * time.Millisecond))
+		for {
+			c, err := tl.Accept()
+			if err != nil {
+				break
+			}
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			fmt.Fprint(c, "421 4.3.2 Service shutting down, try again later\r\n")
+			c.Close()
+		}
+	}
+	return l.Listener.Close()
 }
 
 func (s *Server) isAllowed(a net.Addr) bool {

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -150,5 +151,39 @@ func TestShutdownCutsWhatOutlastsTheDeadline(t *testing.T) {
 	}
 	if code, _, err := c.c.ReadResponse(250); err == nil {
 		t.Fatalf("got %d after the cut; the client must not see 250", code)
+	}
+}
+
+// TestShutdownAnswersTheQueuedConnections: connections the kernel already
+// took but zipgate had not accepted when it stops get a 421, not a reset
+// (Postfix would log a lost connection).
+func TestShutdownAnswersTheQueuedConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(config.Defaults().SMTP, &heldHandler{}, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var queued []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		queued = append(queued, c)
+	}
+	l := &allowListener{Listener: ln, s: srv}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range queued {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		line, err := textproto.NewReader(bufio.NewReader(c)).ReadLine()
+		if err != nil || !strings.HasPrefix(line, "421 4.3.2 ") {
+			t.Errorf("queued connection %d got %q, %v; want a 421", i, line, err)
+		}
 	}
 }
