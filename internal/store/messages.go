@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -160,44 +161,104 @@ func (s *SQLite) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) erro
 }
 
 func (s *SQLite) Delivered(ctx context.Context, m *Message, rcpts []string, job string, due, now time.Time) error {
+	r := &deliveredReq{m: m, rcpts: rcpts, job: job, due: due, now: now, done: make(chan error, 1)}
+	s.dq.mu.Lock()
+	s.dq.queue = append(s.dq.queue, r)
+	lead := !s.dq.busy
+	s.dq.busy = true
+	s.dq.mu.Unlock()
+	if lead {
+		s.commitDeliveries(ctx)
+	}
+	return <-r.done
+}
+
+// deliveredReq is one Delivered waiting for its commit.
+type deliveredReq struct {
+	m         *Message
+	rcpts     []string
+	job       string
+	due, now  time.Time
+	done      chan error
+	jobMissed bool
+}
+
+// deliveryQueue gathers the Delivered calls that come while one commits:
+// under load many copies get their 250 at once, and each waits for the
+// commit before it (the crash window). The first caller commits all that
+// wait in one transaction (one fsync), then the next batch, until none is
+// left (group commit).
+type deliveryQueue struct {
+	mu    sync.Mutex
+	queue []*deliveredReq
+	busy  bool
+}
+
+func (s *SQLite) commitDeliveries(ctx context.Context) {
+	for {
+		s.dq.mu.Lock()
+		batch := s.dq.queue
+		s.dq.queue = nil
+		if len(batch) == 0 {
+			s.dq.busy = false
+			s.dq.mu.Unlock()
+			return
+		}
+		s.dq.mu.Unlock()
+		err := s.deliveredBatch(ctx, batch)
+		for _, r := range batch {
+			switch {
+			case err != nil:
+				r.done <- err
+			case r.jobMissed:
+				// The delivery is recorded either way; a missing job is
+				// worth a line in the log (a canceled one is what the
+				// admin wanted).
+				r.done <- fmt.Errorf("job %s: %w", r.job, ErrNotFound)
+			default:
+				r.done <- nil
+			}
+		}
+	}
+}
+
+func (s *SQLite) deliveredBatch(ctx context.Context, batch []*deliveredReq) error {
 	// Urgent: the crash window is open until this commits.
 	tx, done, err := s.begin(ctx, true)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {
-		return fmt.Errorf("message %s: %w", m.ID, err)
-	}
-	for _, r := range rcpts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (msg_key, rcpt, message, job, delivered_at)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.Key, r, m.ID, job, ms(now)); err != nil {
-			return err
+	for _, r := range batch {
+		m := r.m
+		if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {
+			return fmt.Errorf("message %s: %w", m.ID, err)
 		}
-	}
-	var state State
-	if job != "" {
+		for _, rcpt := range r.rcpts {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (msg_key, rcpt, message, job, delivered_at)
+				VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, m.Key, rcpt, m.ID, r.job, ms(r.now)); err != nil {
+				return err
+			}
+		}
+		if r.job == "" {
+			continue
+		}
 		// The delay counts from now, when the copy left: a job an earlier
 		// try left pending keeps its full cancel window.
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled', due_at = ? WHERE id = ? AND state = 'pending'`,
-			ms(due), job); err != nil {
+			ms(r.due), r.job); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, job).Scan(&state); errors.Is(err, sql.ErrNoRows) {
-			state = ""
-		} else if err != nil {
+		var state State
+		err := tx.QueryRowContext(ctx, `SELECT state FROM jobs WHERE id = ?`, r.job).Scan(&state)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			r.jobMissed = true
+		case err != nil:
 			return err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	// The delivery is recorded either way; a missing job is worth a line
-	// in the log, a canceled one is what the admin wanted.
-	if job != "" && state == "" {
-		return fmt.Errorf("job %s: %w", job, ErrNotFound)
-	}
-	return nil
+	return tx.Commit()
 }
 
 const messageColumns = `id, msg_key, created_at, updated_at, sender, rcpts, queue_id, message_id, subject, size, groups, result`

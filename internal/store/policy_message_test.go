@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -223,5 +225,49 @@ func TestPurgeMessages(t *testing.T) {
 	}
 	if p, _ := s.Prior(ctx, []byte("k-new"), recent.Rcpts); p.Message == nil || !p.Delivered["a@x.example"] {
 		t.Errorf("recent record purged: %+v", p)
+	}
+}
+
+// Copies that reach the next hop at once are recorded together (one
+// commit), each with its own answer: all delivered and scheduled, and a
+// missing job reported to its caller only.
+func TestDeliveredConcurrently(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	const n = 30
+	for i := range n {
+		id := fmt.Sprintf("m%02d", i)
+		j := job(id)
+		j.Key = []byte("k" + id)
+		must(t, "SaveMessage", s.SaveMessage(ctx, message(id, "k"+id, "a@x.example"), j))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, n+1)
+	for i := range n + 1 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("m%02d", i)
+			if i == n {
+				id = "gone" // no such job
+			}
+			errs[i] = s.Delivered(ctx, message(id, "k"+id, "a@x.example"), []string{"a@x.example"}, id, t0.Add(time.Hour), t0)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		id := fmt.Sprintf("m%02d", i)
+		if errs[i] != nil {
+			t.Errorf("%s: %v", id, errs[i])
+		}
+		if j := get(t, s, id); j.State != Scheduled {
+			t.Errorf("%s: %s", id, j.State)
+		}
+		if p, _ := s.Prior(ctx, []byte("k"+id), nil); !p.Delivered["a@x.example"] {
+			t.Errorf("%s: delivery not recorded", id)
+		}
+	}
+	if !errors.Is(errs[n], ErrNotFound) {
+		t.Errorf("the call with a missing job got %v", errs[n])
 	}
 }

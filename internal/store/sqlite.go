@@ -101,6 +101,7 @@ type SQLite struct {
 	db  *sql.DB // reads, on several connections (WAL lets them run beside a write)
 	w   *sql.DB // writes, on one connection, through the gate
 	g   gate
+	dq  deliveryQueue
 	sec *sealer
 }
 
