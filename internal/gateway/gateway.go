@@ -246,6 +246,17 @@ func (g *Gateway) deliver(ctx context.Context, m *store.Message, rec *record, co
 	if scheduled {
 		g.wake()
 	}
+	// The records went to disk without waiting for it (a crash of the
+	// process cannot lose them); before Postfix hears 250 they must
+	// survive a power cut too.
+	for _, c := range copies {
+		if c.accepted && c.recordErr == nil {
+			if err := g.store.Sync(context.WithoutCancel(ctx)); err != nil {
+				return reply.Internal(fmt.Errorf("syncing the store: %w", err))
+			}
+			break
+		}
+	}
 
 	var temp, perm *reply.Error
 	var delivered, refused []string

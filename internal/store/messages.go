@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -55,6 +56,20 @@ type Prior struct {
 	Pending []*Job
 }
 
+// Sync makes every commit so far durable on disk, also those written
+// without waiting (Delivered): call it before telling anyone they are.
+func (s *SQLite) Sync(ctx context.Context) error {
+	f, err := os.Open(s.path + "-wal")
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // no WAL: every commit is in the database file, synced
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
+
 // ErrNoMessage: no record with that id.
 var ErrNoMessage = errors.New("no such message")
 
@@ -68,8 +83,11 @@ type Messages interface {
 	// Delivered records, in one transaction, m as it is now, that the
 	// next hop took it for rcpts, and moves job (unless "") from Pending
 	// to Scheduled, due at due (zero: when the sender releases it). A job
-	// canceled meanwhile stays canceled.
+	// canceled meanwhile stays canceled. The record survives a crash of
+	// the process at once; Sync makes it survive a power cut.
 	Delivered(ctx context.Context, m *Message, rcpts []string, job string, due, now time.Time) error
+	// Sync makes every commit so far durable on disk.
+	Sync(ctx context.Context) error
 	GetMessage(ctx context.Context, id string) (*Message, error)
 	// ListMessages returns records, newest first.
 	ListMessages(ctx context.Context, limit int) ([]*Message, error)
@@ -223,12 +241,22 @@ func (s *SQLite) commitDeliveries(ctx context.Context) {
 }
 
 func (s *SQLite) deliveredBatch(ctx context.Context, batch []*deliveredReq) error {
-	// Urgent: the crash window is open until this commits.
-	tx, done, err := s.begin(ctx, true)
+	// Urgent: the crash window is open until this commits. The commit
+	// writes the WAL without waiting for the disk (synchronous NORMAL): in
+	// the OS's cache it survives a crash of zipgate, and that is what the
+	// window is about. Sync makes it survive a power cut before Postfix
+	// hears 250.
+	s.g.lock(true)
+	defer s.g.unlock()
+	if _, err := s.w.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return err
+	}
+	defer s.w.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`)
+	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer tx.Rollback()
 	for _, r := range batch {
 		m := r.m
 		if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {

@@ -98,11 +98,12 @@ var migrations = []string{
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
 // job written before a relay survives a power cut.
 type SQLite struct {
-	db  *sql.DB // reads, on several connections (WAL lets them run beside a write)
-	w   *sql.DB // writes, on one connection, through the gate
-	g   gate
-	dq  deliveryQueue
-	sec *sealer
+	db   *sql.DB // reads, on several connections (WAL lets them run beside a write)
+	w    *sql.DB // writes, on one connection, through the gate
+	g    gate
+	dq   deliveryQueue
+	sec  *sealer
+	path string
 }
 
 // exec runs one write statement through the gate.
@@ -165,7 +166,7 @@ func OpenSQLite(ctx context.Context, path string, key []byte) (*SQLite, error) {
 		return nil, err
 	}
 	w.SetMaxOpenConns(1)
-	s := &SQLite{db: db, w: w, sec: sec}
+	s := &SQLite{db: db, w: w, sec: sec, path: filepath.Clean(path)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
