@@ -1,9 +1,17 @@
 package policy
 
-// Input is what a decision looks at: the envelope.
+import (
+	"sort"
+	"strings"
+	"time"
+)
+
+// Input is what a decision looks at: the envelope, and the addresses the
+// message shows in To and Cc (decoded).
 type Input struct {
-	Sender string
-	Rcpts  []string
+	Sender  string
+	Rcpts   []string
+	Visible []string
 }
 
 // Config is the part of the configuration decisions use.
@@ -12,6 +20,9 @@ type Config struct {
 	// are internal. Empty: every sender is local, no recipient internal.
 	LocalDomains DomainSet
 	Defaults     Defaults
+	// MaxVisibleExternal trips the To/Cc guard when To and Cc show more
+	// addresses outside the local domains; 0 turns it off.
+	MaxVisibleExternal int
 }
 
 // Reasons a group gets the message as sent without a rule deciding.
@@ -40,10 +51,25 @@ type Group struct {
 }
 
 // Decision is what happens to one message, per recipient group, in the
-// order the recipients came.
+// order the recipients came, and to the message as a whole.
 type Decision struct {
 	SenderLocal bool
 	Groups      []Group
+	// Hold is how long the whole message waits before it leaves: the
+	// longest hold of its groups.
+	Hold time.Duration
+	// Approvals are the approver sets of its groups: one address of each
+	// must approve before the message leaves.
+	Approvals [][]string
+	// Visible counts the distinct outside addresses To and Cc show; Guard
+	// is GuardHold or GuardReject when that is over the limit, else "".
+	Visible int
+	Guard   string
+}
+
+// Waits reports whether the message must wait before it leaves.
+func (d Decision) Waits() bool {
+	return d.Hold > 0 || len(d.Approvals) > 0 || d.Guard == GuardHold
 }
 
 // Has reports whether some group gets action a.
@@ -86,6 +112,38 @@ func Decide(in Input, rules Rules, c Config) Decision {
 		}
 		d.Groups[i].Rcpts = append(d.Groups[i].Rcpts, r)
 	}
+	guard := ""
+	sets := map[string]bool{}
+	for _, g := range d.Groups {
+		if g.Reason != "" { // internal recipients: no rule applies
+			continue
+		}
+		d.Hold = max(d.Hold, g.Settings.Hold)
+		if a := g.Settings.Approvers; a != "" && !sets[a] {
+			sets[a] = true
+			d.Approvals = append(d.Approvals, g.Settings.ApproverList())
+		}
+		if g.Settings.Guard == GuardReject || guard == "" {
+			guard = g.Settings.Guard
+		}
+	}
+	seen := map[string]bool{}
+	for _, a := range in.Visible {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if a == "" || seen[a] {
+			continue
+		}
+		seen[a] = true
+		if len(c.LocalDomains) == 0 || !c.LocalDomains.Contains(Domain(a)) {
+			d.Visible++
+		}
+	}
+	if c.MaxVisibleExternal > 0 && d.Visible > c.MaxVisibleExternal {
+		d.Guard = GuardHold
+		if guard == GuardReject {
+			d.Guard = GuardReject
+		}
+	}
 	return d
 }
 
@@ -123,10 +181,39 @@ func Resolve(chain []Policy, def Defaults) Group {
 		func() { s.FilenameEncoding = def.FilenameEncoding })
 	pick("language", func(p Policy) bool { s.Language = p.Language; return p.Language != "" },
 		func() { s.Language = def.Language })
+	pick("hold", func(p Policy) bool {
+		if p.Hold != nil {
+			s.Hold = *p.Hold
+		}
+		return p.Hold != nil
+	}, func() { s.Hold = def.Hold })
+	pick("approvers", func(p Policy) bool {
+		if p.Approvers != nil {
+			s.Approvers = approverKey(p.Approvers)
+		}
+		return p.Approvers != nil // an empty list is "none", on purpose
+	}, func() { s.Approvers = "" })
+	pick("guard", func(p Policy) bool { s.Guard = p.Guard; return p.Guard != "" },
+		func() { s.Guard = GuardHold })
 	if s.Action != Encrypt {
 		// The zip fields mean nothing here; equal settings keep one group
 		// per rule and action.
-		*s = Settings{Action: s.Action}
+		*s = Settings{Action: s.Action, Hold: s.Hold, Approvers: s.Approvers, Guard: s.Guard}
 	}
 	return g
+}
+
+// approverKey is a set of addresses as Settings keeps it.
+func approverKey(list []string) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range list {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if a != "" && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }

@@ -42,6 +42,7 @@ var (
 	ZipMethods         = []string{"aes256", "zipcrypto"}
 	FilenameEncodings  = []string{"utf-8", "cp932"}
 	Languages          = []string{"ja", "en", "ja+en"}
+	Guards             = []string{GuardHold, GuardReject}
 	maxNoteLength      = 1000
 	maxDelay           = 30 * 24 * time.Hour
 	errPatternTemplate = "%q is not a domain, *.domain or *"
@@ -59,9 +60,25 @@ type Policy struct {
 	ZipMethod        string         `json:"zip_method,omitempty"`
 	FilenameEncoding string         `json:"filename_encoding,omitempty"`
 	Language         string         `json:"language,omitempty"`
-	Note             string         `json:"note,omitempty"`
-	UpdatedAt        time.Time      `json:"updated_at"`
+	// Hold keeps the whole message back this long before it leaves, so
+	// the sender can take it back; nil: [policy] hold.
+	Hold *time.Duration `json:"hold,omitempty"`
+	// Approvers: one of them must approve mail to this domain before it
+	// leaves. Unlike the other fields, nil means none (not inherited from
+	// a less specific rule; "default" in the CLI clears it).
+	Approvers []string `json:"approvers,omitempty"`
+	// Guard is what a message that shows too many outside addresses in
+	// To and Cc gets: GuardHold (default) or GuardReject.
+	Guard     string    `json:"guard,omitempty"`
+	Note      string    `json:"note,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
+
+// What the To/Cc guard does to a message over [policy] max_visible_external.
+const (
+	GuardHold   = "hold"   // held until the sender presses Send now
+	GuardReject = "reject" // refused (5.7.1)
+)
 
 // Validate reports every bad field of p at once, or nil. The domain must
 // already be normalized (NormalizePattern).
@@ -80,8 +97,17 @@ func (p *Policy) Validate() error {
 	check("zip_method", p.ZipMethod, ZipMethods)
 	check("filename_encoding", p.FilenameEncoding, FilenameEncodings)
 	check("language", p.Language, Languages)
+	check("guard", p.Guard, Guards)
 	if p.Delay != nil && (*p.Delay < 0 || *p.Delay > maxDelay) {
 		bad = append(bad, fmt.Sprintf("delay: %s is not between 0s and %s", *p.Delay, maxDelay))
+	}
+	if p.Hold != nil && (*p.Hold < 0 || *p.Hold > maxDelay) {
+		bad = append(bad, fmt.Sprintf("hold: %s is not between 0s and %s", *p.Hold, maxDelay))
+	}
+	for _, a := range p.Approvers {
+		if !IsAddress(a) {
+			bad = append(bad, fmt.Sprintf("approvers: %q is not a mail address", a))
+		}
 	}
 	if len(p.Note) > maxNoteLength {
 		bad = append(bad, fmt.Sprintf("note: longer than %d bytes", maxNoteLength))
@@ -101,6 +127,16 @@ func oneOf(v string, allowed []string) bool {
 	return false
 }
 
+// IsAddress accepts local@domain with a domain IDNA takes.
+func IsAddress(a string) bool {
+	i := strings.LastIndexByte(a, '@')
+	if i <= 0 || strings.ContainsAny(a, " \t\r\n,<>") {
+		return false
+	}
+	_, err := NormalizePattern(a[i+1:])
+	return err == nil && !strings.HasPrefix(a[i+1:], "*")
+}
+
 // Settings are the effective values for one recipient: every field set,
 // from its rules and the configuration.
 type Settings struct {
@@ -110,6 +146,19 @@ type Settings struct {
 	ZipMethod        string
 	FilenameEncoding string
 	Language         string
+	Hold             time.Duration
+	// Approvers, lower case, sorted, comma separated ("" none): a string
+	// keeps Settings comparable, so equal settings make one group.
+	Approvers string
+	Guard     string
+}
+
+// ApproverList is Settings.Approvers as a list.
+func (s Settings) ApproverList() []string {
+	if s.Approvers == "" {
+		return nil
+	}
+	return strings.Split(s.Approvers, ",")
 }
 
 // Defaults are the configuration's values, under every rule.
@@ -118,4 +167,5 @@ type Defaults struct {
 	ZipMethod        string        // zip.method
 	FilenameEncoding string        // zip.filename_encoding
 	Language         string        // notice.language
+	Hold             time.Duration // policy.hold
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -100,12 +101,13 @@ func TestUnsetFieldsComeFromLessSpecificRulesThenConfig(t *testing.T) {
 	})
 	g := Resolve(rules.Chain("partner.example"), defaults)
 	want := Settings{Action: Encrypt, PasswordTo: ToRecipient, Delay: 30 * time.Minute,
-		ZipMethod: "zipcrypto", FilenameEncoding: "cp932", Language: "ja"}
+		ZipMethod: "zipcrypto", FilenameEncoding: "cp932", Language: "ja", Guard: GuardHold}
 	if g.Settings != want || g.Rule != "partner.example" {
 		t.Fatalf("got %+v by %s, want %+v by partner.example", g.Settings, g.Rule, want)
 	}
 	wantFrom := map[string]string{"action": RuleConfig, "password_to": RuleConfig, "delay": "*",
-		"zip_method": "partner.example", "filename_encoding": "partner.example", "language": "*"}
+		"zip_method": "partner.example", "filename_encoding": "partner.example", "language": "*",
+		"hold": RuleConfig, "approvers": RuleConfig, "guard": RuleConfig}
 	if !reflect.DeepEqual(g.From, wantFrom) {
 		t.Errorf("From = %v, want %v", g.From, wantFrom)
 	}
@@ -223,6 +225,80 @@ func TestValidate(t *testing.T) {
 		`filename_encoding: "sjis"`, `language: "fr"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+// The whole message waits for the longest hold of its groups and for one
+// approver of each set; internal recipients and outside senders do not
+// count; the guard counts distinct outside addresses shown in To and Cc.
+func TestHoldApprovalsAndGuard(t *testing.T) {
+	local, _ := NewDomainSet([]string{"example.co.jp"})
+	rules := NewRules([]Policy{
+		{Domain: "*", Hold: dur(2 * time.Minute)},
+		{Domain: "slow.example", Hold: dur(10 * time.Minute)},
+		{Domain: "bank.example", Approvers: []string{"Boss@example.co.jp", "lead@example.co.jp", "boss@example.co.jp"}},
+		{Domain: "*.bank.example", Approvers: []string{"lead@example.co.jp", "boss@example.co.jp"}},
+		{Domain: "press.example", Approvers: []string{}}, // explicitly none
+		{Domain: "strict.example", Guard: GuardReject},
+		{Domain: "nohold.example", Hold: dur(0)},
+	})
+	cfg := Config{LocalDomains: local, Defaults: defaults, MaxVisibleExternal: 3}
+	d := Decide(Input{Sender: "a@example.co.jp", Rcpts: []string{"b@slow.example", "c@bank.example", "d@x.bank.example", "e@example.co.jp"}}, rules, cfg)
+	if d.Hold != 10*time.Minute {
+		t.Errorf("hold %s, want the longest, 10m", d.Hold)
+	}
+	if len(d.Approvals) != 1 || strings.Join(d.Approvals[0], ",") != "boss@example.co.jp,lead@example.co.jp" {
+		t.Errorf("approvals %v, want one set (the same addresses in any case and order)", d.Approvals)
+	}
+	if !d.Waits() {
+		t.Error("does not wait")
+	}
+	if d := Decide(Input{Sender: "a@example.co.jp", Rcpts: []string{"e@example.co.jp"}}, rules, cfg); d.Waits() {
+		t.Errorf("mail only to colleagues waits: %+v", d)
+	}
+	if d := Decide(Input{Sender: "x@outside.example", Rcpts: []string{"b@slow.example"}}, rules, cfg); d.Waits() {
+		t.Errorf("mail from outside waits: %+v", d)
+	}
+	if d := Decide(Input{Sender: "a@example.co.jp", Rcpts: []string{"p@press.example", "n@nohold.example"}}, rules, cfg); len(d.Approvals) != 0 || d.Hold != 2*time.Minute {
+		t.Errorf("press.example has no approvers and * holds 2m: %+v", d)
+	}
+
+	visible := func(n int, extra ...string) []string {
+		var out []string
+		for i := range n {
+			out = append(out, fmt.Sprintf("user%d@customer.example", i))
+		}
+		return append(out, extra...)
+	}
+	for _, tc := range []struct {
+		name    string
+		rcpts   []string
+		visible []string
+		want    string
+		count   int
+	}{
+		{"at the limit", []string{"b@slow.example"}, visible(3), "", 3},
+		{"one over", []string{"b@slow.example"}, visible(4), GuardHold, 4},
+		{"colleagues and duplicates do not count", []string{"b@slow.example"},
+			visible(3, "e@example.co.jp", "f@EXAMPLE.co.jp", "USER0@customer.example", "user1@customer.example"), "", 3},
+		{"a reject policy refuses", []string{"b@slow.example", "s@strict.example"}, visible(4), GuardReject, 4},
+	} {
+		d := Decide(Input{Sender: "a@example.co.jp", Rcpts: tc.rcpts, Visible: tc.visible}, rules, cfg)
+		if d.Guard != tc.want || d.Visible != tc.count {
+			t.Errorf("%s: guard %q with %d visible, want %q with %d", tc.name, d.Guard, d.Visible, tc.want, tc.count)
+		}
+	}
+	off := cfg
+	off.MaxVisibleExternal = 0
+	if d := Decide(Input{Sender: "a@example.co.jp", Rcpts: []string{"b@x.example"}, Visible: visible(100)}, rules, off); d.Guard != "" {
+		t.Errorf("guard off, but %q", d.Guard)
+	}
+	bad := Policy{Domain: "x.example", Approvers: []string{"boss", "a@b@", "ok@example.co.jp"}, Hold: dur(-time.Minute), Guard: "warn"}
+	err := bad.Validate()
+	for _, want := range []string{`approvers: "boss"`, `approvers: "a@b@"`, "hold: -1m0s", `guard: "warn"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q missing from %v", want, err)
 		}
 	}
 }
