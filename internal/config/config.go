@@ -54,6 +54,20 @@ type Policy struct {
 	// is processed; recipients here always get the message as sent. Empty:
 	// every sender counts as local and no recipient as internal.
 	LocalDomains []string `toml:"local_domains"`
+	// Hold keeps every message to a domain whose rule sets no hold back
+	// this long before it leaves, so the sender can take it back (0: none).
+	Hold Duration `toml:"hold"`
+	// ApprovalTimeout: a message that waits for an approver, or for its
+	// sender after the To/Cc guard held it, and gets no decision within
+	// this time is not sent, and the sender is told.
+	ApprovalTimeout Duration `toml:"approval_timeout"`
+	// MaxVisibleExternal trips the To/Cc guard: a message whose To and Cc
+	// show more addresses outside local_domains is held (or refused, by a
+	// rule's guard = reject). 0 turns the guard off.
+	MaxVisibleExternal int `toml:"max_visible_external"`
+	// HoldMaxBytes is the disk the held messages may take; over it, a
+	// message that would be held gets 452 and stays with Postfix.
+	HoldMaxBytes int64 `toml:"hold_max_bytes"`
 }
 
 // DKIM lists the signing keys, one per sender domain. Mail from a domain
@@ -228,7 +242,7 @@ func Defaults() Config {
 			Retention: Duration(90 * 24 * time.Hour),
 		},
 		Web:    Web{Listen: "127.0.0.1:8025", BaseURL: "http://127.0.0.1:8025"},
-		Policy: Policy{LocalDomains: []string{}},
+		Policy: Policy{LocalDomains: []string{}, ApprovalTimeout: Duration(24 * time.Hour), HoldMaxBytes: 5 << 30},
 	}
 }
 
@@ -357,6 +371,18 @@ func (c Config) problems() []string {
 		if _, err := policy.NormalizePattern(d); err != nil {
 			p.add("policy.local_domains: %v", err)
 		}
+	}
+	if c.Policy.Hold < 0 {
+		p.add("policy.hold: must not be negative")
+	}
+	if c.Policy.ApprovalTimeout <= 0 {
+		p.add("policy.approval_timeout: must be greater than 0")
+	}
+	if c.Policy.MaxVisibleExternal < 0 {
+		p.add("policy.max_visible_external: must not be negative (0 turns the guard off)")
+	}
+	if c.Policy.HoldMaxBytes <= 0 {
+		p.add("policy.hold_max_bytes: must be greater than 0")
 	}
 	if c.Notice.TemplateDir != "" {
 		if st, err := os.Stat(c.Notice.TemplateDir); err != nil || !st.IsDir() {
@@ -541,9 +567,9 @@ func (p *Problems) Error() string { return strings.Join(p.List, "\n") }
 // call it on a validated configuration.
 func (c Config) PolicyConfig() policy.Config {
 	local, _ := policy.NewDomainSet(c.Policy.LocalDomains)
-	return policy.Config{LocalDomains: local, Defaults: policy.Defaults{
+	return policy.Config{LocalDomains: local, MaxVisibleExternal: c.Policy.MaxVisibleExternal, Defaults: policy.Defaults{
 		Delay: c.Release.Delay.D(), ZipMethod: c.Zip.Method,
-		FilenameEncoding: c.Zip.FilenameEncoding, Language: c.Notice.Language,
+		FilenameEncoding: c.Zip.FilenameEncoding, Language: c.Notice.Language, Hold: c.Policy.Hold.D(),
 	}}
 }
 

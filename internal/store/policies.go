@@ -3,20 +3,24 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/zipgate/zipgate/internal/policy"
 )
 
-const policyColumns = `domain, action, password_to, delay_ms, zip_method, filename_encoding, language, note, updated_at`
+const policyColumns = `domain, action, password_to, delay_ms, zip_method, filename_encoding, language, note, updated_at,
+	hold_ms, approvers, guard`
 
 func scanPolicy(row interface{ Scan(...any) error }) (*policy.Policy, error) {
 	var p policy.Policy
-	var delay sql.NullInt64
+	var delay, hold sql.NullInt64
+	var approvers sql.NullString
 	var updated int64
 	err := row.Scan(&p.Domain, &p.Action, &p.PasswordTo, &delay, &p.ZipMethod, &p.FilenameEncoding, &p.Language,
-		&p.Note, &updated)
+		&p.Note, &updated, &hold, &approvers, &p.Guard)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNoPolicy
 	}
@@ -26,6 +30,16 @@ func scanPolicy(row interface{ Scan(...any) error }) (*policy.Policy, error) {
 	if delay.Valid {
 		d := time.Duration(delay.Int64) * time.Millisecond
 		p.Delay = &d
+	}
+	if hold.Valid {
+		d := time.Duration(hold.Int64) * time.Millisecond
+		p.Hold = &d
+	}
+	if approvers.Valid {
+		p.Approvers = []string{}
+		if err := json.Unmarshal([]byte(approvers.String), &p.Approvers); err != nil {
+			return nil, fmt.Errorf("policy %s approvers: %w", p.Domain, err)
+		}
 	}
 	p.UpdatedAt = fromMS(updated)
 	return &p, nil
@@ -61,16 +75,26 @@ func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {
 		return err
 	}
 	p.Domain, _ = policy.NormalizePattern(p.Domain)
-	var delay sql.NullInt64
+	var delay, hold sql.NullInt64
 	if p.Delay != nil {
 		delay = sql.NullInt64{Int64: p.Delay.Milliseconds(), Valid: true}
 	}
-	_, err := s.exec(ctx, false, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+	if p.Hold != nil {
+		hold = sql.NullInt64{Int64: p.Hold.Milliseconds(), Valid: true}
+	}
+	var approvers sql.NullString
+	if p.Approvers != nil {
+		b, _ := json.Marshal(p.Approvers)
+		approvers = sql.NullString{String: string(b), Valid: true}
+	}
+	_, err := s.exec(ctx, false, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
 			delay_ms = excluded.delay_ms, zip_method = excluded.zip_method,
 			filename_encoding = excluded.filename_encoding, language = excluded.language,
-			note = excluded.note, updated_at = excluded.updated_at`,
-		p.Domain, p.Action, p.PasswordTo, delay, p.ZipMethod, p.FilenameEncoding, p.Language, p.Note, ms(p.UpdatedAt))
+			note = excluded.note, updated_at = excluded.updated_at, hold_ms = excluded.hold_ms,
+			approvers = excluded.approvers, guard = excluded.guard`,
+		p.Domain, p.Action, p.PasswordTo, delay, p.ZipMethod, p.FilenameEncoding, p.Language, p.Note, ms(p.UpdatedAt),
+		hold, approvers, p.Guard)
 	return err
 }
 

@@ -93,6 +93,64 @@ var migrations = []string{
 	// is retried with backoff, so failing notices never crowd out due work.
 	`ALTER TABLE jobs ADD COLUMN notice_attempts INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE jobs ADD COLUMN notice_next INTEGER NOT NULL DEFAULT 0;`,
+	// 5: messages held before they leave (hold, approval, the To/Cc
+	// guard), the approvers' page tokens, and the history of each message.
+	`ALTER TABLE policies ADD COLUMN hold_ms INTEGER;
+	ALTER TABLE policies ADD COLUMN approvers TEXT;
+	ALTER TABLE policies ADD COLUMN guard TEXT NOT NULL DEFAULT '';
+	CREATE TABLE held (
+		id              TEXT PRIMARY KEY,
+		msg_key         BLOB NOT NULL,
+		state           TEXT NOT NULL,
+		sender          TEXT NOT NULL,
+		rcpts           TEXT NOT NULL,
+		envelope        BLOB NOT NULL,
+		size            INTEGER NOT NULL,
+		subject         TEXT NOT NULL DEFAULT '',
+		header_from     TEXT NOT NULL DEFAULT '',
+		header_to       TEXT NOT NULL DEFAULT '',
+		header_cc       TEXT NOT NULL DEFAULT '',
+		message_id      TEXT NOT NULL DEFAULT '',
+		files           TEXT NOT NULL DEFAULT '[]',
+		reasons         TEXT NOT NULL DEFAULT '[]',
+		visible         INTEGER NOT NULL DEFAULT 0,
+		hold_until      INTEGER NOT NULL DEFAULT 0,
+		expires_at      INTEGER NOT NULL DEFAULT 0,
+		sender_ok       INTEGER NOT NULL DEFAULT 1,
+		approvals       TEXT NOT NULL DEFAULT '[]',
+		approved        TEXT NOT NULL DEFAULT '[]',
+		decided_by      TEXT NOT NULL DEFAULT '',
+		reason          TEXT NOT NULL DEFAULT '',
+		token_hash      BLOB UNIQUE,
+		created_at      INTEGER NOT NULL,
+		finished_at     INTEGER NOT NULL DEFAULT 0,
+		attempts        INTEGER NOT NULL DEFAULT 0,
+		next_attempt    INTEGER NOT NULL DEFAULT 0,
+		last_error      TEXT NOT NULL DEFAULT '',
+		notice_sent     INTEGER NOT NULL DEFAULT 0,
+		requests_sent   INTEGER NOT NULL DEFAULT 0,
+		confirm_sent    INTEGER NOT NULL DEFAULT 0,
+		notice_attempts INTEGER NOT NULL DEFAULT 0,
+		notice_next     INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX held_by_state ON held(state, hold_until);
+	CREATE INDEX held_by_key ON held(msg_key);
+	CREATE TABLE approver_tokens (
+		token_hash BLOB PRIMARY KEY,
+		held       TEXT NOT NULL,
+		approver   TEXT NOT NULL
+	);
+	CREATE INDEX approver_tokens_by_held ON approver_tokens(held);
+	CREATE TABLE events (
+		seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+		message TEXT NOT NULL,
+		at      INTEGER NOT NULL,
+		event   TEXT NOT NULL,
+		actor   TEXT NOT NULL DEFAULT '',
+		via     TEXT NOT NULL DEFAULT '',
+		detail  TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX events_by_message ON events(message, seq);`,
 }
 
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
@@ -410,6 +468,16 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE updated_at < ?`, ms(before)); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM approver_tokens WHERE held IN
+		(SELECT id FROM held WHERE finished_at > 0 AND finished_at < ?)`, ms(before)); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM held WHERE finished_at > 0 AND finished_at < ?`, ms(before)); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE at < ?`, ms(before)); err != nil {
 		return 0, err
 	}
 	return int(n), tx.Commit()

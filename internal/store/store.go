@@ -103,6 +103,7 @@ type Store interface {
 	Jobs
 	Policies
 	Messages
+	Holds
 	// Purge deletes finished jobs, jobs left pending and message records
 	// older than before; it returns how many jobs went.
 	Purge(ctx context.Context, before time.Time) (int, error)
