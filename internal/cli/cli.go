@@ -22,6 +22,7 @@ import (
 
 	"github.com/zipgate/zipgate/internal/config"
 	"github.com/zipgate/zipgate/internal/gateway"
+	"github.com/zipgate/zipgate/internal/hold"
 	"github.com/zipgate/zipgate/internal/notice"
 	"github.com/zipgate/zipgate/internal/relay"
 	"github.com/zipgate/zipgate/internal/release"
@@ -225,11 +226,22 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	heldDir, err := hold.NewDir(filepath.Join(cfg.DataDir, "held"))
+	if err != nil {
+		return err
+	}
+	holds := hold.New(st, heldDir, gw.DeliverHeld, next, tmpl, log)
+	holds.Hostname, holds.BaseURL, holds.NoticeFrom = cfg.SMTP.Hostname, cfg.Web.BaseURL, cfg.Release.NoticeFrom
+	gw.Holding = gateway.Holding{Dir: heldDir, Wake: holds.Wake, MaxBytes: cfg.Policy.HoldMaxBytes,
+		ApprovalTimeout: cfg.Policy.ApprovalTimeout.D()}
 	srv, err := smtpd.New(cfg.SMTP, gw, tmp, log)
 	if err != nil {
 		return err
 	}
 	if err := sched.Recover(context.Background()); err != nil {
+		return err
+	}
+	if err := holds.Recover(context.Background()); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.SMTP.Listen)
@@ -245,8 +257,9 @@ func run(cfg config.Config, log *slog.Logger) error {
 	// across restarts and nothing else needs keeping.
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("zipgate sender page csrf"))
-	page := web.New(st, sched.Wake, mac.Sum(nil), log).HTTPServer(web.DefaultTimeouts,
-		slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+	pages := web.New(st, sched.Wake, mac.Sum(nil), log)
+	pages.WakeHold = holds.Wake
+	page := pages.HTTPServer(web.DefaultTimeouts, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	for _, w := range warnings(cfg) {
 		log.Warn(w)
 	}
@@ -257,8 +270,8 @@ func run(cfg config.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	schedCtx, stopSched := context.WithCancel(context.Background())
-	done := make(chan error, 3)
-	schedDone := make(chan struct{})
+	done := make(chan error, 4)
+	schedDone, holdsDone := make(chan struct{}), make(chan struct{})
 	go func() { done <- srv.Serve(ln) }()
 	go func() {
 		if err := page.Serve(webLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -268,6 +281,12 @@ func run(cfg config.Config, log *slog.Logger) error {
 	go func() {
 		defer close(schedDone)
 		if err := sched.Run(schedCtx); err != nil {
+			done <- err
+		}
+	}()
+	go func() {
+		defer close(holdsDone)
+		if err := holds.Run(schedCtx); err != nil {
 			done <- err
 		}
 	}()
@@ -288,6 +307,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	page.Shutdown(sctx)
 	stopSched()
 	<-schedDone
+	<-holdsDone
 	log.Info("zipgate stopped")
 	return runErr
 }

@@ -36,15 +36,18 @@ func checkTemplates(cfg config.Config) []string {
 		// Every language and every password_to: a mistake may hide in a
 		// section only one of them shows.
 		seen := map[string]bool{}
-		for _, name := range []string{notice.Password, notice.PasswordSender, notice.SenderScheduled,
-			notice.SenderReleased, notice.SenderCanceled, notice.SenderFailed} {
-			for _, lang := range []string{notice.Japanese, notice.English, notice.Both} {
-				for _, to := range []string{"recipient", "sender", "manual"} {
-					data.PasswordTo = to
-					data.SetLanguage(lang)
-					if _, err := t.Mail(name, h, data); err != nil && !seen[name] {
-						seen[name] = true
-						problems = append(problems, "notice.template_dir: "+err.Error()+" with sample data")
+		data.Sender, data.Until, data.Expires, data.Approvers, data.Visible = "taro@example.jp", now, now, "boss@example.jp", 12
+		data.Reasons = []string{"hold", "approval", "guard"}
+		for _, name := range notice.MailTemplates() {
+			for _, data.Outcome = range []string{"sent", "canceled", "rejected", "expired", "failed"} {
+				for _, lang := range []string{notice.Japanese, notice.English, notice.Both} {
+					for _, to := range []string{"recipient", "sender", "manual"} {
+						data.PasswordTo = to
+						data.SetLanguage(lang)
+						if _, err := t.Mail(name, h, data); err != nil && !seen[name] {
+							seen[name] = true
+							problems = append(problems, "notice.template_dir: "+err.Error()+" with sample data")
+						}
 					}
 				}
 			}

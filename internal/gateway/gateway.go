@@ -47,6 +47,9 @@ type Gateway struct {
 	wake      func()
 	policy    policy.Config
 
+	// Holding keeps messages back before they leave (set by the caller).
+	Holding Holding
+
 	// Now is the clock; tests replace it.
 	Now func() time.Time
 }
@@ -89,14 +92,37 @@ func New(cfg config.Config, tempDir string, st store.Store, tmpl *notice.Templat
 // Handle processes one message. It returns nil only when the next hop
 // accepted every copy for every recipient (now or in an earlier try);
 // errors are *reply.Error.
-func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.File) (err error) {
+func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.File) error {
+	return g.handle(ctx, env, msg, false)
+}
+
+// DeliverHeld sends a held message on its normal path once nothing holds
+// it any more (hold.Scheduler calls it): decided again with the rules of
+// now, zipped or passed, each copy once.
+func (g *Gateway) DeliverHeld(ctx context.Context, env *relay.Envelope, msg *spool.File) error {
+	return g.handle(ctx, env, msg, true)
+}
+
+func (g *Gateway) handle(ctx context.Context, env *relay.Envelope, msg *spool.File, releasing bool) (err error) {
 	start := g.Now()
-	rec := &record{env: env}
+	rec := &record{env: env, released: releasing}
 	defer func() { g.logResult(rec, start, err) }()
 
 	key, err := messageKey(env.From, msg)
 	if err != nil {
 		return reply.Internal(fmt.Errorf("reading the message: %w", err))
+	}
+	if !releasing {
+		// Postfix's retry of a message zipgate holds already: it stopped
+		// after holding it and before its 250.
+		h, err := g.store.HeldByKey(ctx, key)
+		switch {
+		case err == nil:
+			rec.id, rec.action, rec.reason = h.ID, "hold", "held already, by an earlier try"
+			return nil
+		case !errors.Is(err, store.ErrNotFound):
+			return reply.Internal(fmt.Errorf("looking up held messages: %w", err))
+		}
 	}
 	prior, err := g.store.Prior(ctx, key, env.Addrs())
 	if err != nil {
@@ -129,7 +155,21 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 	if err != nil {
 		return reply.Internal(fmt.Errorf("reading the policies: %w", err))
 	}
-	copies, err := g.copies(m, rec, todo, policy.NewRules(rules), msg, prior, start)
+	hdr, _ := rewrite.TopHeader(msg, msg.Size(), g.limits)
+	if hdr != nil {
+		g.describe(m, rec, hdr)
+	}
+	dec := policy.Decide(policy.Input{Sender: env.From, Rcpts: todo.Addrs(), Visible: visible(hdr)},
+		policy.NewRules(rules), g.policy)
+	rec.dec = dec
+	if !releasing && dec.Waits() && dec.Guard != policy.GuardReject {
+		if err := g.hold(ctx, m, rec, todo, dec, msg, start); err != nil {
+			g.recordRefusal(ctx, m, dec, err)
+			return err
+		}
+		return nil
+	}
+	copies, err := g.copies(m, rec, todo, dec, msg, prior, start)
 	defer func() {
 		for _, c := range copies {
 			c.close()
@@ -160,15 +200,14 @@ func (g *Gateway) Handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 // copies decides for the recipients of env and makes what each group
 // gets: the original, zipped copies with their jobs (not yet stored), or
 // a refusal. It reads nothing but the message: Handle and Preview share it.
-func (g *Gateway) copies(m *store.Message, rec *record, env *relay.Envelope, rules policy.Rules, msg *spool.File,
+func (g *Gateway) copies(m *store.Message, rec *record, env *relay.Envelope, dec policy.Decision, msg *spool.File,
 	prior *store.Prior, now time.Time) ([]*outgoing, error) {
-	dec := policy.Decide(policy.Input{Sender: env.From, Rcpts: env.Addrs()}, rules, g.policy)
-	rec.dec = dec
+	if dec.Guard == policy.GuardReject {
+		rec.action = "reject"
+		return nil, guardRefusal(dec)
+	}
 	if !dec.Has(policy.Encrypt) && !dec.Has(policy.Reject) {
 		// Nothing to look into: the body is not parsed.
-		if hdr, err := rewrite.TopHeader(msg, msg.Size(), g.limits); err == nil {
-			g.describe(m, rec, hdr)
-		}
 		rec.action, rec.reason = "pass", passReason(dec)
 		return []*outgoing{original(env, dec.Groups)}, nil
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/zipgate/zipgate/internal/relay"
 	"github.com/zipgate/zipgate/internal/reply"
 	"github.com/zipgate/zipgate/internal/rewrite"
+	"github.com/zipgate/zipgate/internal/store"
 	"github.com/zipgate/zipgate/internal/zipper"
 )
 
@@ -21,6 +22,8 @@ type record struct {
 	copies         []*outgoing
 	entries        []zipper.Entry
 	already        []string // recipients an earlier try delivered to
+	released       bool     // a held message on its way at last
+	held           *store.HeldMessage
 }
 
 // groups says, per recipient group, which rule decided, what it got and
@@ -100,6 +103,25 @@ func (g *Gateway) logResult(rec *record, start time.Time, err error) {
 	}
 	if len(rec.already) > 0 {
 		attrs = append(attrs, "already_delivered", rec.already)
+	}
+	if rec.released {
+		attrs = append(attrs, "released_from_hold", true)
+	}
+	if h := rec.held; h != nil {
+		held := map[string]any{"reasons": h.Reasons}
+		if !h.HoldUntil.IsZero() {
+			held["until"] = h.HoldUntil.Format(time.RFC3339)
+		}
+		if len(h.Approvals) > 0 {
+			held["approvers"] = h.Approvals
+		}
+		if h.Visible > 0 {
+			held["visible_outside"] = h.Visible
+		}
+		if !h.Expires.IsZero() {
+			held["expires"] = h.Expires.Format(time.RFC3339)
+		}
+		attrs = append(attrs, "held", held)
 	}
 	if err != nil {
 		re := reply.From(err)

@@ -7,6 +7,7 @@ import (
 	"github.com/zipgate/zipgate/internal/policy"
 	"github.com/zipgate/zipgate/internal/relay"
 	"github.com/zipgate/zipgate/internal/reply"
+	"github.com/zipgate/zipgate/internal/rewrite"
 	"github.com/zipgate/zipgate/internal/spool"
 	"github.com/zipgate/zipgate/internal/store"
 	"github.com/zipgate/zipgate/internal/zipper"
@@ -50,7 +51,11 @@ func (p *Preview) Close() {
 func (g *Gateway) Preview(env *relay.Envelope, msg *spool.File, rules []policy.Policy) (*Preview, error) {
 	rec := &record{env: env}
 	m := &store.Message{ID: newID(), Sender: env.From, Rcpts: env.Addrs(), Size: msg.Size()}
-	copies, err := g.copies(m, rec, env, policy.NewRules(rules), msg, &store.Prior{}, time.Now())
+	hdr, _ := rewrite.TopHeader(msg, msg.Size(), g.limits)
+	dec := policy.Decide(policy.Input{Sender: env.From, Rcpts: env.Addrs(), Visible: visible(hdr)},
+		policy.NewRules(rules), g.policy)
+	rec.dec = dec
+	copies, err := g.copies(m, rec, env, dec, msg, &store.Prior{}, time.Now())
 	p := &Preview{Action: rec.action, Reason: rec.reason, Decision: rec.dec, close: func() {
 		for _, c := range copies {
 			c.close()

@@ -35,10 +35,19 @@ const (
 	SenderReleased  = "sender_released.txt"
 	SenderCanceled  = "sender_canceled.txt"
 	SenderFailed    = "sender_failed.txt"
+	// Held messages: the notice to the sender, the request to each
+	// approver, and how it ended.
+	Held            = "held.txt"
+	ApprovalRequest = "approval_request.txt"
+	HeldOutcome     = "held_outcome.txt"
 	body            = "body.txt"
 )
 
-var mailTemplates = []string{Password, PasswordSender, SenderScheduled, SenderReleased, SenderCanceled, SenderFailed}
+var mailTemplates = []string{Password, PasswordSender, SenderScheduled, SenderReleased, SenderCanceled, SenderFailed,
+	Held, ApprovalRequest, HeldOutcome}
+
+// MailTemplates are the names of the mail templates.
+func MailTemplates() []string { return append([]string(nil), mailTemplates...) }
 
 // Languages: each template holds both, in {{if .Ja}} and {{if .En}}
 // sections; "ja+en" shows both, Japanese first.
@@ -98,6 +107,16 @@ type Data struct {
 	Reason   string    // why it failed
 	// PasswordTo is "recipient", "sender" or "manual" (policy.PasswordTo).
 	PasswordTo string
+
+	// Held messages.
+	Sender    string
+	Reasons   []string  // why it is held: hold, approval, guard
+	Until     time.Time // the end of the hold
+	Expires   time.Time // not sent unless decided by then
+	Approvers string    // who may approve, comma separated
+	Visible   int       // outside addresses in To and Cc
+	Outcome   string    // sent, canceled, rejected, expired, failed
+	By        string    // who canceled or rejected it
 	lang
 }
 

@@ -17,6 +17,7 @@ var (
 	CodeNextHopFailed = [3]int{4, 4, 2} // the next hop deferred, or the connection broke
 	CodeSystemError   = [3]int{4, 3, 0} // a fault inside zipgate
 	CodeTooManyRcpts  = [3]int{4, 5, 3}
+	CodeHoldFull      = [3]int{4, 3, 1} // the disk set aside for held messages is full
 	CodeMediaError    = [3]int{5, 6, 0} // the message cannot be converted safely
 	CodePolicy        = [3]int{5, 7, 1} // a policy of the recipient's domain refuses it
 )

@@ -36,6 +36,9 @@ type Server struct {
 	Now func() time.Time
 	// Location is the zone times are shown in; nil means time.Local.
 	Location *time.Location
+	// WakeHold tells the hold scheduler about a Send now, a cancel or an
+	// approval (nil: none).
+	WakeHold func()
 
 	st      store.Store
 	wake    func()
