@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/zipgate/zipgate/internal/config"
 	"github.com/zipgate/zipgate/internal/gateway"
+	"github.com/zipgate/zipgate/internal/hold"
 	"github.com/zipgate/zipgate/internal/mailtest"
 	"github.com/zipgate/zipgate/internal/notice"
 	"github.com/zipgate/zipgate/internal/relay"
@@ -38,6 +40,10 @@ type harness struct {
 	store store.Store
 	sched *release.Scheduler
 	gw    *gateway.Gateway
+	holds *hold.Scheduler
+	held  *hold.Dir
+	// later is how far the hold scheduler's clock runs ahead of now.
+	later time.Duration
 }
 
 // syncBuffer keeps the log lines for tests that check them.
@@ -101,6 +107,13 @@ func startSigning(t *testing.T, mutate func(*config.Config), keys []relay.DKIMKe
 	if err != nil {
 		t.Fatal(err)
 	}
+	heldDir, err := hold.NewDir(filepath.Join(cfg.DataDir, "held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	holds := hold.New(st, heldDir, gw.DeliverHeld, next, tmpl, log)
+	holds.Hostname, holds.BaseURL = "zipgate.test", "https://zipgate.example.jp"
+	gw.Holding = gateway.Holding{Dir: heldDir, MaxBytes: cfg.Policy.HoldMaxBytes, ApprovalTimeout: cfg.Policy.ApprovalTimeout.D()}
 	srv, err := smtpd.New(cfg.SMTP, gw, cfg.DataDir, log)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +128,18 @@ func startSigning(t *testing.T, mutate func(*config.Config), keys []relay.DKIMKe
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return &harness{cfg: cfg, addr: ln.Addr().String(), hop: hop, logs: logs, store: st, sched: sched, gw: gw}
+	h := &harness{cfg: cfg, addr: ln.Addr().String(), hop: hop, logs: logs, store: st, sched: sched, gw: gw,
+		holds: holds, held: heldDir}
+	holds.Now = func() time.Time { return time.Now().Add(h.later) }
+	return h
+}
+
+// runHolds runs the hold scheduler once, its clock h.later ahead.
+func (h *harness) runHolds(t *testing.T) {
+	t.Helper()
+	if _, err := h.holds.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // release runs the scheduler once, as its loop would when woken.
