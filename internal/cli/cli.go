@@ -45,7 +45,8 @@ Usage:
   zipgate serve [-config FILE] [-listen ADDR] [-next-hop ADDR] [-data DIR] [-delay 10m] [-web-listen ADDR]
   zipgate configtest [-config FILE]
   zipgate jobs list [-config FILE] [-data DIR] [-state scheduled|released|canceled|failed] [-limit N]
-  zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID
+  zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID   (jobs, and held messages)
+  zipgate jobs approve|reject ID -by APPROVER [-reason TEXT]   (a held message, for an approver)
   zipgate policy list|show|set|delete|test ...   (zipgate policy help)
   zipgate rewrite [-config FILE] [-from SENDER] [-to RECIPIENT ...] < message.eml > out.eml
   zipgate dkim keygen -domain DOMAIN -selector SELECTOR [-algorithm rsa|ed25519] [-bits 2048] [-out FILE]

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -24,8 +25,10 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the server's configuration `file`, to find its store")
 	data := fs.String("data", "", "the server's state `directory` (data_dir); overrides the file's")
-	state := fs.String("state", "", "only jobs in this state (list)")
+	state := fs.String("state", "", "only jobs (or held messages) in this state (list)")
 	limit := fs.Int("limit", 50, "at most this many jobs (list)")
+	by := fs.String("by", "", "the approver in whose name to approve (approve)")
+	reason := fs.String("reason", "", "why, for the sender (reject)")
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return 2
@@ -56,8 +59,23 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 				due(j, time.DateTime), j.Sender, strings.Join(j.Rcpts, ","), j.ZipName, len(j.Files))
 		}
 		tw.Flush()
+		held, err := st.ListHeld(ctx, store.HeldState(*state), *limit)
+		if err != nil {
+			fmt.Fprintf(stderr, "zipgate: %v\n", err)
+			return 1
+		}
+		if len(held) > 0 {
+			fmt.Fprintln(stdout, "\nHeld messages (they have not left yet):")
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tSTATE\tCREATED\tWAITS FOR\tSENDER\tRECIPIENTS\tSUBJECT")
+			for _, h := range held {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.ID, h.State, h.CreatedAt.Format(time.DateTime),
+					waitsFor(h, now), h.Sender, strings.Join(h.Rcpts, ","), h.Subject)
+			}
+			tw.Flush()
+		}
 		return 0
-	case "show", "cancel", "release":
+	case "show", "cancel", "release", "approve", "reject":
 	default:
 		fmt.Fprintf(stderr, "zipgate: unknown jobs command %q\n\n%s", verb, usage)
 		return 2
@@ -67,6 +85,27 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	id := pos[0]
+	// A held message first: its id is also the id of its first job once
+	// it left, but while it waits, it is what the admin means.
+	if h, err := st.GetHeld(ctx, id); err == nil && (h.State == store.HeldWaiting || verb == "approve" || verb == "reject") {
+		return heldCmd(ctx, st, stdout, stderr, verb, h, *by, *reason, now)
+	} else if err == nil && verb == "show" {
+		showHeld(ctx, st, stdout, h)
+		if _, err := st.Get(ctx, id); err != nil {
+			return 0 // it never had a password job (it passed, or never left)
+		}
+		fmt.Fprintln(stdout)
+	}
+	if verb == "approve" || verb == "reject" {
+		fmt.Fprintf(stderr, "zipgate: %s: no held message with that id\n", id)
+		return 1
+	}
+	if h, err := st.GetHeld(ctx, id); err == nil && verb != "show" {
+		if _, err := st.Get(ctx, id); errors.Is(err, store.ErrNotFound) {
+			fmt.Fprintf(stderr, "zipgate: held message %s is %s already; nothing to %s\n", id, h.State, verb)
+			return 1
+		}
+	}
 	switch verb {
 	case "cancel":
 		err = st.Cancel(ctx, id, now)
@@ -118,4 +157,89 @@ func due(j *store.Job, layout string) string {
 		return "on release"
 	}
 	return j.DueAt.Format(layout)
+}
+
+// heldCmd acts on a held message for an admin: show, release (send now),
+// cancel, approve (in an approver's name), reject.
+func heldCmd(ctx context.Context, st store.Store, stdout, stderr io.Writer, verb string, h *store.HeldMessage,
+	by, reason string, now time.Time) int {
+	var err error
+	var done string
+	switch verb {
+	case "show":
+		showHeld(ctx, st, stdout, h)
+		return 0
+	case "release":
+		err, done = st.SendHeldNow(ctx, h.ID, "admin", "cli", now), "released: it leaves within seconds, once nothing else holds it"
+	case "cancel":
+		err, done = st.CancelHeld(ctx, h.ID, "admin", "cli", now), "canceled: it will not be sent, and its copy is deleted"
+	case "approve", "reject":
+		if by == "" {
+			fmt.Fprintf(stderr, "zipgate jobs %s: give -by APPROVER, one of the approvers of %s\n", verb, h.ID)
+			return 2
+		}
+		if verb == "approve" {
+			err, done = st.ApproveHeld(ctx, h.ID, by, "cli", now), "approved in the name of "+by
+		} else {
+			err, done = st.RejectHeld(ctx, h.ID, by, "cli", reason, now), "rejected in the name of "+by+": it will not be sent"
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "zipgate: held message %s: %v\n", h.ID, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "held message %s %s\n", h.ID, done)
+	if h, err = st.GetHeld(ctx, h.ID); err == nil {
+		showHeld(ctx, st, stdout, h)
+	}
+	return 0
+}
+
+// waitsFor says in a few words what a held message waits for.
+func waitsFor(h *store.HeldMessage, now time.Time) string {
+	if h.State != store.HeldWaiting {
+		return "-"
+	}
+	var w []string
+	if h.HoldUntil.After(now) {
+		w = append(w, "until "+h.HoldUntil.Format(time.DateTime))
+	}
+	for _, set := range h.Approvals {
+		w = append(w, "approval by "+strings.Join(set, "|"))
+	}
+	if !h.SenderOK {
+		w = append(w, fmt.Sprintf("sender (%d outside addresses in To/Cc)", h.Visible))
+	}
+	if len(w) == 0 {
+		return "nothing: leaving"
+	}
+	return strings.Join(w, ", ")
+}
+
+// showHeld prints a held message and its history for an admin.
+func showHeld(ctx context.Context, st store.Store, w io.Writer, h *store.HeldMessage) {
+	fmt.Fprintf(w, "Held:       %s\nState:      %s\nWaits for:  %s\nSender:     %s\nRecipients: %s\nSubject:    %s\nMessage-ID: %s\n",
+		h.ID, h.State, waitsFor(h, time.Now()), h.Sender, strings.Join(h.Rcpts, ", "), h.Subject, h.MessageID)
+	for _, f := range h.Files {
+		fmt.Fprintf(w, "  file:     %s  about %d bytes\n", f.Name, f.Size)
+	}
+	fmt.Fprintf(w, "Why:        %s\nCreated:    %s\n", strings.Join(h.Reasons, ", "), h.CreatedAt.Format(time.RFC3339))
+	if !h.Expires.IsZero() {
+		fmt.Fprintf(w, "Expires:    %s\n", h.Expires.Format(time.RFC3339))
+	}
+	for _, a := range h.Approved {
+		fmt.Fprintf(w, "Approved:   by %s (%s) at %s\n", a.By, a.Via, a.At.Format(time.RFC3339))
+	}
+	if h.DecidedBy != "" {
+		fmt.Fprintf(w, "Decided by: %s %s\n", h.DecidedBy, h.Reason)
+	}
+	if h.LastError != "" {
+		fmt.Fprintf(w, "Last error: %s (attempts %d)\n", h.LastError, h.Attempts)
+	}
+	if ev, err := st.Events(ctx, h.ID); err == nil && len(ev) > 0 {
+		fmt.Fprintln(w, "History:")
+		for _, e := range ev {
+			fmt.Fprintf(w, "  %s  %-9s %s %s %s\n", e.At.Format(time.DateTime), e.Event, e.Actor, dash(e.Via), e.Detail)
+		}
+	}
 }

@@ -123,3 +123,62 @@ func TestJobsRefuseAStoreWithoutItsKey(t *testing.T) {
 		t.Fatalf("a new key was made: %v", err)
 	}
 }
+
+// seedHeld puts a held message (waiting for boss) into the store.
+func seedHeld(t *testing.T, dataDir, id string) {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.DataDir = dataDir
+	st, _, err := openStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Now()
+	m := &store.Message{ID: id, Key: []byte(id), CreatedAt: now, UpdatedAt: now, Sender: "taro@example.jp",
+		Rcpts: []string{"x@bank.example"}}
+	h := &store.HeldMessage{ID: id, Key: []byte(id), Envelope: []byte("{}"), Sender: "taro@example.jp",
+		Rcpts: []string{"x@bank.example"}, Subject: "送金依頼", Reasons: []string{store.ReasonApproval}, SenderOK: true,
+		Approvals: [][]string{{"boss@example.jp"}}, Expires: now.Add(24 * time.Hour), CreatedAt: now}
+	if err := st.HoldMessage(context.Background(), m, h); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestJobsOnHeldMessages(t *testing.T) {
+	data := t.TempDir()
+	seedJob(t, data, "job1")
+	seedHeld(t, data, "held1")
+	seedHeld(t, data, "held2")
+	code, out, _ := runCLI("jobs", "list", "-data", data)
+	if code != 0 || !strings.Contains(out, "Held messages") || !strings.Contains(out, "approval by boss@example.jp") ||
+		!strings.Contains(out, "held1") || !strings.Contains(out, "job1") {
+		t.Fatalf("list:\n%s", out)
+	}
+	if code, _, errOut := runCLI("jobs", "approve", "held1", "-data", data); code != 2 || !strings.Contains(errOut, "-by") {
+		t.Errorf("approve without -by: %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI("jobs", "approve", "held1", "-by", "mallory@example.jp", "-data", data); code != 1 ||
+		!strings.Contains(errOut, "not an approver") {
+		t.Errorf("approve by a stranger: %d %q", code, errOut)
+	}
+	code, out, errOut := runCLI("jobs", "approve", "held1", "-by", "boss@example.jp", "-data", data)
+	if code != 0 || !strings.Contains(out, "approved in the name of boss@example.jp") || !strings.Contains(out, "approved  boss@example.jp cli") {
+		t.Fatalf("approve: %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runCLI("jobs", "reject", "held2", "-by", "boss@example.jp", "-reason", "not this customer", "-data", data)
+	if code != 0 || !strings.Contains(out, "rejected") || !strings.Contains(out, "not this customer") {
+		t.Fatalf("reject: %d\n%s", code, out)
+	}
+	if code, _, errOut := runCLI("jobs", "cancel", "held2", "-data", data); code != 1 || !strings.Contains(errOut, "held message held2 is rejected already") {
+		t.Errorf("cancel of a rejected message: %d %q", code, errOut)
+	}
+	seedHeld(t, data, "held3")
+	if code, out, _ := runCLI("jobs", "cancel", "held3", "-data", data); code != 0 || !strings.Contains(out, "canceled: it will not be sent") {
+		t.Errorf("cancel: %d %s", code, out)
+	}
+	seedHeld(t, data, "held4")
+	if code, out, _ := runCLI("jobs", "release", "held4", "-data", data); code != 0 || !strings.Contains(out, "send_now  admin cli") {
+		t.Errorf("release: %d %s", code, out)
+	}
+}

@@ -147,7 +147,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, strings.Split(v, ",")
 
 // policyFlags are the fields of `policy set`; only the flags given change.
 type policyFlags struct {
-	action, passwordTo, delay, zipMethod, names, language, note string
+	action, passwordTo, delay, zipMethod, names, language, note, hold, approvers, guard string
 }
 
 func (f *policyFlags) define(fs *flag.FlagSet) {
@@ -158,6 +158,9 @@ func (f *policyFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.names, "filename-encoding", "", "utf-8 or cp932 (file names for old Japanese Windows tools)")
 	fs.StringVar(&f.language, "language", "", "ja, en or ja+en: the notices the recipients read")
 	fs.StringVar(&f.note, "note", "", "a note for admins")
+	fs.StringVar(&f.hold, "hold", "", "keep the whole message back this long before it leaves, e.g. 5m (overrides policy.hold)")
+	fs.StringVar(&f.approvers, "approvers", "", "addresses, comma separated, one of whom must approve mail to this domain; none for nobody")
+	fs.StringVar(&f.guard, "guard", "", "hold or reject: what a message gets that shows too many outside addresses in To/Cc")
 }
 
 func setPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Config, domain string, fs *flag.FlagSet, f *policyFlags) error {
@@ -203,12 +206,38 @@ func setPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Confi
 			p.Language = v
 		case "note":
 			p.Note = fl.Value.String()
+		case "hold":
+			p.Hold = nil
+			if v != "" {
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					bad = append(bad, fmt.Sprintf("hold: %q is not a duration like 5m", v))
+					return
+				}
+				p.Hold = &d
+			}
+		case "approvers":
+			switch v {
+			case "":
+				p.Approvers = nil // inherited again
+			case "none":
+				p.Approvers = []string{}
+			default:
+				p.Approvers = nil
+				for _, a := range strings.Split(v, ",") {
+					if a = strings.TrimSpace(a); a != "" {
+						p.Approvers = append(p.Approvers, a)
+					}
+				}
+			}
+		case "guard":
+			p.Guard = v
 		default: // -config, -data
 			set--
 		}
 	})
 	if set == 0 {
-		return fmt.Errorf("nothing to set: give at least one of -action, -password-to, -delay, -zip-method, -filename-encoding, -language, -note")
+		return fmt.Errorf("nothing to set: give at least one of -action, -password-to, -delay, -zip-method, -filename-encoding, -language, -hold, -approvers, -guard, -note")
 	}
 	if err := p.Validate(); err != nil {
 		bad = append(bad, err.Error())
@@ -231,19 +260,30 @@ func listPolicies(ctx context.Context, w io.Writer, st store.Store, pc policy.Co
 	}
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Domain < list[j].Domain })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DOMAIN\tACTION\tPASSWORD TO\tDELAY\tZIP\tNAMES\tLANGUAGE\tUPDATED\tNOTE")
+	fmt.Fprintln(tw, "DOMAIN\tACTION\tPASSWORD TO\tDELAY\tZIP\tNAMES\tLANGUAGE\tHOLD\tAPPROVERS\tGUARD\tUPDATED\tNOTE")
 	for _, p := range list {
-		delay := "-"
+		delay, hold, approvers := "-", "-", "-"
 		if p.Delay != nil {
 			delay = shortDuration(*p.Delay)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Domain, dash(string(p.Action)), dash(string(p.PasswordTo)),
-			delay, dash(p.ZipMethod), dash(p.FilenameEncoding), dash(p.Language), p.UpdatedAt.Local().Format(time.DateTime), p.Note)
+		if p.Hold != nil {
+			hold = shortDuration(*p.Hold)
+		}
+		if p.Approvers != nil {
+			approvers = strings.Join(p.Approvers, ",")
+			if len(p.Approvers) == 0 {
+				approvers = "none"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Domain, dash(string(p.Action)),
+			dash(string(p.PasswordTo)), delay, dash(p.ZipMethod), dash(p.FilenameEncoding), dash(p.Language), hold, approvers,
+			dash(p.Guard), p.UpdatedAt.Local().Format(time.DateTime), p.Note)
 	}
 	tw.Flush()
 	d := pc.Defaults
 	fmt.Fprintf(w, "\n- comes from a less specific rule, then the configuration: action encrypt, password to recipient, "+
-		"delay %s, zip %s, names %s, language %s.\n", shortDuration(d.Delay), d.ZipMethod, d.FilenameEncoding, d.Language)
+		"delay %s, zip %s, names %s, language %s, hold %s, approvers none, guard hold.\n", shortDuration(d.Delay), d.ZipMethod,
+		d.FilenameEncoding, d.Language, shortDuration(d.Hold))
 	if len(pc.LocalDomains) == 0 {
 		fmt.Fprintln(w, "policy.local_domains is empty: every sender counts as local, no recipient as internal.")
 	} else {
@@ -319,6 +359,11 @@ func writeSettings(w io.Writer, g policy.Group) {
 		fmt.Fprintf(tw, "  file names\t%s\t%s\n", s.FilenameEncoding, from("filename_encoding"))
 		fmt.Fprintf(tw, "  language\t%s\t%s\n", s.Language, from("language"))
 	}
+	if s.Action != policy.Reject {
+		fmt.Fprintf(tw, "  hold\t%s\t%s\n", shortDuration(s.Hold), from("hold"))
+		fmt.Fprintf(tw, "  approvers\t%s\t%s\n", dash(s.Approvers), from("approvers"))
+	}
+	fmt.Fprintf(tw, "  To/Cc guard\t%s\t%s\n", s.Guard, from("guard"))
 	tw.Flush()
 }
 

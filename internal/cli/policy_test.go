@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"regexp"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,8 +38,8 @@ func TestPolicyCommands(t *testing.T) {
 	if code, out, errOut = runCLI("policy", "set", "-data", data, "-password-to", "sender", "Partner.Example."); code != 0 {
 		t.Fatalf("set again: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"password to  sender", "zip method   zipcrypto", "delay        15m", "rule partner.example"} {
-		if !strings.Contains(out, want) {
+	for _, want := range []string{"password to sender", "zip method zipcrypto", "delay 15m", "rule partner.example"} {
+		if !strings.Contains(squash(out), want) {
 			t.Errorf("%q missing from:\n%s", want, out)
 		}
 	}
@@ -71,7 +72,7 @@ func TestPolicyCommands(t *testing.T) {
 		!strings.Contains(errOut, "nothing changed") {
 		t.Fatalf("bad values: exit %d, %q", code, errOut)
 	}
-	if _, out, _ = runCLI("policy", "show", "partner.example", "-data", data); !strings.Contains(out, "action  pass  rule *") {
+	if _, out, _ = runCLI("policy", "show", "partner.example", "-data", data); !strings.Contains(squash(out), "action pass rule *") {
 		// * says pass; the partner rule sets no action, so it inherits.
 		t.Errorf("show after a refused set:\n%s", out)
 	}
@@ -89,7 +90,7 @@ func TestPolicyCommands(t *testing.T) {
 	if code, _, _ = runCLI("policy", "set", "partner.example", "-zip-method", "default", "-data", data); code != 0 {
 		t.Fatal("unset")
 	}
-	if _, out, _ = runCLI("policy", "show", "partner.example", "-data", data); !strings.Contains(out, "zip method   aes256   configuration") {
+	if _, out, _ = runCLI("policy", "show", "partner.example", "-data", data); !strings.Contains(squash(out), "zip method aes256 configuration") {
 		t.Errorf("zip method after unsetting:\n%s", out)
 	}
 
@@ -121,13 +122,13 @@ func TestPolicyTest(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Sender alice@example.co.jp: local",
-		"bob@partner.example\n  decided by rule partner.example",
-		"zip method   zipcrypto  rule partner.example",
-		"carol@osaka.example.co.jp\n  pass: internal recipient",
-		"dave@pass.example\n  decided by rule pass.example\n  action  pass",
-		"erin@ng.example\n  decided by rule ng.example\n  action  reject",
+		"bob@partner.example\n decided by rule partner.example",
+		"zip method zipcrypto rule partner.example",
+		"carol@osaka.example.co.jp\n pass: internal recipient",
+		"dave@pass.example\n decided by rule pass.example\n action pass",
+		"erin@ng.example\n decided by rule ng.example\n action reject",
 	} {
-		if !strings.Contains(out, want) {
+		if !strings.Contains(squash(out), want) {
 			t.Errorf("%q missing from:\n%s", want, out)
 		}
 	}
@@ -145,5 +146,39 @@ func TestPolicyRefusesAMissingStore(t *testing.T) {
 	}
 	if _, err := os.Stat(missing); err == nil {
 		t.Fatal("policy set made a store")
+	}
+}
+
+// squash makes runs of spaces one, so the checks do not depend on how
+// wide the columns are.
+func squash(s string) string { return regexp.MustCompile(` +`).ReplaceAllString(s, " ") }
+
+func TestPolicyHoldApproversGuard(t *testing.T) {
+	data := storeDir(t)
+	code, out, errOut := runCLI("policy", "set", "bank.example", "-hold", "5m", "-approvers", "boss@example.co.jp, Lead@example.co.jp",
+		"-guard", "reject", "-data", data)
+	if code != 0 {
+		t.Fatalf("set: %d %s", code, errOut)
+	}
+	for _, want := range []string{"hold 5m rule bank.example", "approvers boss@example.co.jp,lead@example.co.jp rule bank.example",
+		"To/Cc guard reject rule bank.example"} {
+		if !strings.Contains(squash(out), want) {
+			t.Errorf("%q missing from:\n%s", want, out)
+		}
+	}
+	// "none" on a subdomain rule: no approver there, although *. inherits.
+	runCLI("policy", "set", "*.example", "-approvers", "boss@example.co.jp", "-data", data)
+	runCLI("policy", "set", "press.example", "-approvers", "none", "-data", data)
+	if _, out, _ := runCLI("policy", "show", "press.example", "-data", data); !strings.Contains(squash(out), "approvers - rule press.example") {
+		t.Errorf("approvers none:\n%s", out)
+	}
+	if _, out, _ := runCLI("policy", "list", "-data", data); !strings.Contains(out, "none") || !strings.Contains(out, "reject") {
+		t.Errorf("list:\n%s", out)
+	}
+	code, _, errOut = runCLI("policy", "set", "bank.example", "-approvers", "boss", "-hold", "soon", "-guard", "warn", "-data", data)
+	for _, want := range []string{`approvers: "boss"`, `hold: "soon"`, `guard: "warn"`, "nothing changed"} {
+		if code != 1 || !strings.Contains(errOut, want) {
+			t.Errorf("bad values: exit %d, %q lacks %q", code, errOut, want)
+		}
 	}
 }
