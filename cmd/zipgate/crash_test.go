@@ -216,3 +216,57 @@ func TestOneServerPerDataDir(t *testing.T) {
 		t.Errorf("jobs list beside the server: %v\n%s", err, out)
 	}
 }
+
+// TestHeldMessageSurvivesKillNine: a held message is on disk before its
+// 250; after kill -9 and a restart it leaves once, when its hold is over.
+func TestHeldMessageSurvivesKillNine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real program for several seconds")
+	}
+	hop := mailtest.StartNextHop(t)
+	data := t.TempDir()
+	listen := freeAddr(t)
+	args := []string{"serve", "-listen", listen, "-next-hop", hop.Addr, "-data", data, "-delay", "1s", "-web-listen", "127.0.0.1:0"}
+	first := startZipgate(t, args...)
+	waitListening(t, listen)
+	set := exec.Command(os.Args[0], "policy", "set", "*", "-hold", "3s", "-data", data)
+	set.Env = append(os.Environ(), "ZIPGATE_RUN_MAIN=1")
+	if out, err := set.CombinedOutput(); err != nil {
+		t.Fatalf("policy set: %v\n%s", err, out)
+	}
+	if err := sendPlain(listen, mailWithAttachment(7)); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	first.Wait()
+	count := func(kind string) int {
+		n := 0
+		for _, m := range hop.Messages() {
+			if mm := idRe.FindSubmatch(m.Data); mm != nil && string(mm[1]) == kind {
+				n++
+			}
+		}
+		return n
+	}
+	if n := count("encrypted"); n != 0 {
+		t.Fatalf("%d copies left during the hold", n)
+	}
+	startZipgate(t, args...)
+	waitListening(t, listen)
+	deadline := time.Now().Add(30 * time.Second)
+	for count("password") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart: %d copies, %d passwords", count("encrypted"), count("password"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // anything late would show by now
+	if c, p := count("encrypted"), count("password"); c != 1 || p != 1 {
+		t.Fatalf("%d copies and %d password mails, want 1 and 1", c, p)
+	}
+	if entries, _ := os.ReadDir(data + "/held"); len(entries) != 0 {
+		t.Errorf("the held copy is still on disk: %v", entries)
+	}
+}
