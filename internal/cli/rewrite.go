@@ -174,6 +174,19 @@ func describePreview(w io.Writer, env *relay.Envelope, p *gateway.Preview) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", strings.Join(g.Rcpts, ", "), g.Settings.Action, why)
 	}
 	tw.Flush()
+	if d := p.Decision; d.Waits() {
+		var why []string
+		if d.Hold > 0 {
+			why = append(why, "a hold of "+shortDuration(d.Hold))
+		}
+		for _, set := range d.Approvals {
+			why = append(why, "approval by one of "+strings.Join(set, ", "))
+		}
+		if d.Guard == policy.GuardHold {
+			why = append(why, fmt.Sprintf("the sender's Send now (%d outside addresses in To/Cc)", d.Visible))
+		}
+		fmt.Fprintf(w, "held first, until: %s; then:\n", strings.Join(why, "; "))
+	}
 	switch {
 	case p.Refusal != nil:
 		fmt.Fprintf(w, "refused: %d %d.%d.%d %s\n", p.Refusal.Code, p.Refusal.Enhanced[0], p.Refusal.Enhanced[1],
