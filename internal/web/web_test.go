@@ -31,7 +31,9 @@ type fixture struct {
 	ts    *httptest.Server
 	now   time.Time
 	wakes atomic.Int32
-	ctx   context.Context
+	// holdWakes counts WakeHold calls (the hold scheduler).
+	holdWakes atomic.Int32
+	ctx       context.Context
 }
 
 type tlog struct{ t *testing.T }
@@ -55,6 +57,7 @@ func setup(t *testing.T) *fixture {
 	rand.Read(csrfKey)
 	f.srv = New(st, func() { f.wakes.Add(1) }, csrfKey, slog.New(slog.NewTextHandler(tlog{t}, nil)))
 	f.srv.Now = func() time.Time { return f.now }
+	f.srv.WakeHold = func() { f.holdWakes.Add(1) }
 	f.srv.Location = jst
 	f.ts = httptest.NewServer(f.srv.Handler())
 	t.Cleanup(f.ts.Close)
