@@ -929,3 +929,97 @@ func TestHeldEscaping(t *testing.T) {
 	has(t, "a long reason given back", pages["a long reason given back"], "xxx&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</textarea>")
 	has(t, "sender's page, rejected", pages["sender's page, rejected"], "理由: 理由 &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;")
 }
+
+// The approver's page in the states an approver meets after deciding or
+// while others decide; what the next hop said is not theirs to read.
+func TestApproverPageStates(t *testing.T) {
+	f := setup(t)
+	at := f.now
+	// approved: every set has said yes, so the message may leave.
+	approved := func(t *testing.T, id string) {
+		for _, a := range []string{"boss@example.jp", "legal@example.jp"} {
+			if err := f.st.ApproveHeld(f.ctx, id, a, "page", at.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	claimed := func(t *testing.T, id string) {
+		approved(t, id)
+		if err := f.st.ClaimHeld(f.ctx, id, at.Add(2*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		edit  func(*store.HeldMessage)
+		then  func(t *testing.T, id string)
+		wants []string
+		not   []string
+	}{
+		{name: "guard open", edit: func(h *store.HeldMessage) {
+			needsApproval(h)
+			h.Reasons, h.SenderOK, h.Visible = []string{store.ReasonApproval, store.ReasonGuard}, false, 12
+		}, wants: []string{
+			"宛先（To/Cc）に社外のアドレスが 12 件表示されているため、送信者の確認を待っています。",
+			"12 outside addresses are visible in To/Cc; it waits for the sender to confirm.",
+			"承認する / Approve",
+		}, not: []string{"did you mean Bcc", "今すぐ送る"}},
+		{name: "guard open, approved", edit: func(h *store.HeldMessage) {
+			needsApproval(h)
+			h.Reasons, h.SenderOK, h.Visible = []string{store.ReasonApproval, store.ReasonGuard}, false, 12
+		}, then: approved, wants: []string{
+			"あなたは 10:01 JST にこのメールを承認しました。",
+			"2026-11-28 10:00 JST までに送信者が確認しない場合、このメールは送信されません。",
+			"Unless the sender confirms it by 2026-11-28 10:00 JST, it is not sent.",
+		}, not: []string{"<form"}},
+		{name: "held after approval", edit: func(h *store.HeldMessage) {
+			needsApproval(h)
+			h.Reasons, h.HoldUntil = []string{store.ReasonHold, store.ReasonApproval}, h.CreatedAt.Add(5*time.Minute)
+		}, then: approved, wants: []string{
+			"10:05 JST まで保留し、その後に送信します", "It is held until 10:05 JST (in about 5 min), then sent.",
+		}, not: []string{"<form"}},
+		{name: "sending", edit: needsApproval, then: claimed, wants: []string{
+			"このメールを送信しています。", "The mail is being sent now.",
+		}, not: []string{"<form"}},
+		{name: "sent", edit: needsApproval, then: func(t *testing.T, id string) {
+			claimed(t, id)
+			if err := f.st.MarkHeldSent(f.ctx, id, at.Add(2*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}, wants: []string{"このメールは 10:02 JST に送信されました。", "The mail was sent at 10:02 JST."}, not: []string{"<form"}},
+		{name: "failed", edit: needsApproval, then: func(t *testing.T, id string) {
+			claimed(t, id)
+			if err := f.st.MarkHeldFailed(f.ctx, id, at.Add(2*time.Minute), "550 5.1.1 secret-detail"); err != nil {
+				t.Fatal(err)
+			}
+		}, wants: []string{"このメールは送信できませんでした（10:02 JST）。", "The mail could not be sent (10:02 JST)."},
+			not: []string{"secret-detail", "<form"}},
+		{name: "canceled by an admin", edit: needsApproval, then: func(t *testing.T, id string) {
+			if err := f.st.CancelHeld(f.ctx, id, "admin", "cli", at.Add(time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+		}, wants: []string{"このメールは 10:01 JST に管理者によって取り消されました。", "This mail was canceled at 10:01 JST by an administrator"},
+			not: []string{"<form"}},
+		{name: "expired", edit: needsApproval, then: func(t *testing.T, id string) {
+			if err := f.st.ExpireHeld(f.ctx, id, at.Add(24*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}, wants: []string{"期限（2026-11-28 10:00 JST）までに承認されなかったため、このメールは送信されません。",
+			"Nobody approved this mail by 2026-11-28 10:00 JST, so it is not sent."}, not: []string{"<form"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := "a-" + strings.ReplaceAll(tc.name, " ", "-")
+			f.newHeld(t, id, tc.edit)
+			boss := f.approverToken(t, id, "boss@example.jp")
+			if tc.then != nil {
+				tc.then(t, id)
+			}
+			r := f.do(t, "GET", "/a/"+boss, nil)
+			if r.code != 200 {
+				t.Fatalf("status %d", r.code)
+			}
+			has(t, tc.name, r.body, tc.wants...)
+			lacks(t, tc.name, r.body, tc.not...)
+		})
+	}
+}
