@@ -389,6 +389,7 @@ type heldView struct {
 	State bi
 	Class string // open, done, canceled, failed
 	Why   []bi   // while held: what it waits for, one line each
+	Said  string // the reason an approver gave for rejecting
 	// The sender's forms.
 	CanSend, CanCancel bool
 	SendNote           *bi
@@ -472,7 +473,7 @@ func (s *Server) senderView(h *store.HeldMessage, token string, ln heldLinks, m 
 		}
 	case store.HeldRejected:
 		v.Class = "failed"
-		v.State = rejected(h, at, "")
+		v.State, v.Said = rejected(h, at, ""), h.Reason
 	case store.HeldExpired:
 		v.Class = "canceled"
 		v.State = expired(h, false, s.full(h.Expires))
@@ -540,7 +541,7 @@ func (s *Server) approverView(h *store.HeldMessage, me, token string, ln heldLin
 		}
 	case store.HeldRejected:
 		v.Class = "failed"
-		v.State = rejected(h, at, me)
+		v.State, v.Said = rejected(h, at, me), h.Reason
 	case store.HeldExpired:
 		v.Class = "canceled"
 		v.State = expired(h, true, s.full(h.Expires))
@@ -556,8 +557,8 @@ func (s *Server) approverView(h *store.HeldMessage, me, token string, ln heldLin
 	return v
 }
 
-// rejected says who rejected h and why; me is the approver looking, or
-// "" on the sender's page.
+// rejected says who rejected h (the reason is shown apart, with its
+// line breaks); me is the approver looking, or "" on the sender's page.
 func rejected(h *store.HeldMessage, at func(time.Time) string, me string) bi {
 	var b bi
 	if me != "" && strings.EqualFold(h.DecidedBy, me) {
@@ -566,10 +567,6 @@ func rejected(h *store.HeldMessage, at func(time.Time) string, me string) bi {
 	} else {
 		b = bi{fmt.Sprintf("このメールは %s に %s さんに却下されたため、送信されません。", at(h.FinishedAt), h.DecidedBy),
 			fmt.Sprintf("This mail was rejected by %s at %s; it will not be sent.", h.DecidedBy, at(h.FinishedAt))}
-	}
-	if h.Reason != "" {
-		b.Ja += "　理由: " + h.Reason
-		b.En += " Reason: " + h.Reason
 	}
 	return b
 }

@@ -15,6 +15,10 @@ import (
 
 const sender = "taro@example.jp"
 
+// said opens the block that shows an approver's reason for rejecting,
+// line breaks kept.
+const said = `<p class="said"><span class="label">却下の理由 / Reason given</span>`
+
 // newHeld stores a message held for 5 minutes (edit changes it before it
 // is stored) and returns the token of its sender's page.
 func (f *fixture) newHeld(t *testing.T, id string, edit func(h *store.HeldMessage)) string {
@@ -271,8 +275,9 @@ func TestHeldPageStates(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, wants: []string{
-			"このメールは 10:03 JST に boss@example.jp さんに却下されたため、送信されません。　理由: 宛先が違います &lt;B社&gt;",
-			"This mail was rejected by boss@example.jp at 10:03 JST; it will not be sent. Reason: 宛先が違います &lt;B社&gt;",
+			"このメールは 10:03 JST に boss@example.jp さんに却下されたため、送信されません。",
+			"This mail was rejected by boss@example.jp at 10:03 JST; it will not be sent.",
+			said + "宛先が違います &lt;B社&gt;</p>",
 		}, not: []string{"決定の期限"}},
 		{name: "expired, not approved", edit: needsApproval, then: func(t *testing.T, id string) {
 			if err := f.st.ExpireHeld(f.ctx, id, at.Add(24*time.Hour)); err != nil {
@@ -579,13 +584,13 @@ func TestApproverReject(t *testing.T) {
 	}
 	escaped := "宛先が違います。\nB社ではなく &lt;A社&gt; です。"
 	has(t, "rejecter's page", f.do(t, "GET", "/a/"+legal, nil).body,
-		"あなたは 10:04 JST にこのメールを却下しました。このメールは送信されません。　理由: "+escaped,
-		"You rejected this mail at 10:04 JST; it will not be sent. Reason: "+escaped)
+		"あなたは 10:04 JST にこのメールを却下しました。このメールは送信されません。",
+		"You rejected this mail at 10:04 JST; it will not be sent.", said+escaped+"</p>")
 	has(t, "other approver's page", f.do(t, "GET", "/a/"+boss, nil).body,
 		"このメールは 10:04 JST に legal@example.jp さんに却下されたため、送信されません。",
 		"This mail was rejected by legal@example.jp at 10:04 JST")
 	has(t, "sender's page", f.do(t, "GET", "/h/"+senderToken, nil).body,
-		"legal@example.jp さんに却下されたため", "rejected by legal@example.jp", "Reason: "+escaped)
+		"legal@example.jp さんに却下されたため", "rejected by legal@example.jp", said+escaped+"</p>")
 
 	// A second decision: 409 with who decided first.
 	r = f.press(t, "/a/"+boss+"/approve", f.srv.csrf(boss), nil)
@@ -927,7 +932,7 @@ func TestHeldEscaping(t *testing.T) {
 		"&lt;i&gt;hanako&lt;/i&gt;", "&lt;img src=x onerror=alert(1)&gt;.pdf", "&lt;u&gt;boss&lt;/u&gt;")
 	has(t, "approver's page", pages["approver's page"], "&lt;b&gt;taro&lt;/b&gt;", "件名 &lt;script&gt;")
 	has(t, "a long reason given back", pages["a long reason given back"], "xxx&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</textarea>")
-	has(t, "sender's page, rejected", pages["sender's page, rejected"], "理由: 理由 &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;")
+	has(t, "sender's page, rejected", pages["sender's page, rejected"], said+"理由 &lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</p>")
 }
 
 // The approver's page in the states an approver meets after deciding or

@@ -5,7 +5,8 @@ import "html/template"
 // heldPages are the sender's page of a held message ("held") and the
 // approver's ("approve"), in the look of the password page: Japanese
 // first, English under it, inline CSS, no script. The approver's page
-// links nowhere but to itself.
+// shows what was sent before the buttons that decide on it, and links
+// nowhere but to itself.
 var heldPages = template.Must(template.New("").Parse(pageText + heldText))
 
 const heldText = `
@@ -18,6 +19,9 @@ const heldText = `
 <p class="en" lang="en">{{.State.En}}</p>
 {{- if .Why}}
 <ul class="why">{{range .Why}}<li>{{.Ja}}<span class="en" lang="en">{{.En}}</span></li>{{end}}</ul>
+{{- end}}
+{{- if .Said}}
+<p class="said"><span class="label">却下の理由 / Reason given</span>{{.Said}}</p>
 {{- end}}
 </div>
 {{end}}
@@ -46,10 +50,10 @@ const heldText = `
 {{- end}}
 </dl>
 </div>
-{{- if .Links.Page}}
-<p><a href="{{.Links.Page}}">最新の状態を見る<span class="en" lang="en">Show the current status</span></a></p>
-{{- end}}
 {{end}}
+
+{{define "heldlink"}}{{if .Links.Page}}<p><a href="{{.Links.Page}}">最新の状態を見る<span class="en" lang="en">Show the current status</span></a></p>
+{{end}}{{end}}
 
 {{define "held"}}{{template "head" "zipgate — 送信保留 / Held mail"}}{{template "heldstate" .}}
 {{- if or .CanCancel .CanSend}}
@@ -66,9 +70,9 @@ const heldText = `
 <span class="en" lang="en">{{.En}}</span></p>
 {{- end}}
 {{- end}}
-{{template "helddetails" .}}{{template "foot"}}{{end}}
+{{template "helddetails" .}}{{template "heldlink" .}}{{template "foot"}}{{end}}
 
-{{define "approve"}}{{template "head" "zipgate — 承認依頼 / Approval request"}}{{template "heldstate" .}}
+{{define "approve"}}{{template "head" "zipgate — 承認依頼 / Approval request"}}{{template "heldstate" .}}{{template "helddetails" .}}
 {{- if .CanDecide}}
 <div class="card">
 <div class="actions">
@@ -85,5 +89,5 @@ const heldText = `
 <span class="en" lang="en">If you reject it, the mail is not sent.</span></p>
 </div>
 {{- end}}
-{{template "helddetails" .}}{{template "foot"}}{{end}}
+{{template "heldlink" .}}{{template "foot"}}{{end}}
 `

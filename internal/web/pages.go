@@ -45,6 +45,8 @@ textarea{font:inherit;width:100%;box-sizing:border-box;min-height:5rem;padding:.
 label{display:block;font-size:.9rem;color:#59636e;margin:0 0 .3rem}
 .why{margin:.6rem 0 0;padding-left:1.2rem}
 .why li{margin:0 0 .4rem}
+.state p.said{margin:.6rem 0 0;padding:.5rem .75rem;background:#fff;border-radius:6px;font-size:1rem;white-space:pre-wrap;overflow-wrap:anywhere}
+.said .label{display:block;white-space:normal;font-size:.85rem;color:#59636e}
 .note{font-size:.9rem;color:#59636e;margin:0 0 1rem}
 .note .en{font-size:1em}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.6rem 1.5rem;margin:0}
