@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -599,8 +600,14 @@ func (s *Server) why(h *store.HeldMessage, now time.Time, approverPage bool) []b
 	}
 	if slices.Contains(h.Reasons, store.ReasonHold) && h.HoldUntil.After(now) {
 		ja, en := remaining(h.HoldUntil.Sub(now))
-		out = append(out, bi{fmt.Sprintf("%s まで保留し、その後に送信します（%s）。", at(h.HoldUntil), ja),
-			fmt.Sprintf("It is held until %s (%s), then sent.", at(h.HoldUntil), en)})
+		if h.Waiting() {
+			// It leaves only once the lines below are settled too.
+			out = append(out, bi{fmt.Sprintf("%s まで保留します（%s）。", at(h.HoldUntil), ja),
+				fmt.Sprintf("It is held until %s (%s).", at(h.HoldUntil), en)})
+		} else {
+			out = append(out, bi{fmt.Sprintf("%s まで保留し、その後に送信します（%s）。", at(h.HoldUntil), ja),
+				fmt.Sprintf("It is held until %s (%s), then sent.", at(h.HoldUntil), en)})
+		}
 	}
 	for _, set := range h.Approvals {
 		out = append(out, bi{fmt.Sprintf("承認待ち: %s", strings.Join(set, " または ")),
@@ -647,14 +654,14 @@ func (s *Server) why(h *store.HeldMessage, now time.Time, approverPage bool) []b
 }
 
 func (s *Server) renderHeld(w http.ResponseWriter, status int, name string, v *heldView) {
-	var buf strings.Builder
+	var buf bytes.Buffer
 	if err := heldPages.ExecuteTemplate(&buf, name, v); err != nil {
 		s.fail(w, "rendering a held message page", err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	w.Write([]byte(buf.String()))
+	w.Write(buf.Bytes())
 }
 
 // Refusals on the sender's page of a held message.

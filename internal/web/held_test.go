@@ -194,10 +194,11 @@ func TestHeldPageStates(t *testing.T) {
 			needsApproval(h)
 			h.Reasons, h.HoldUntil = []string{store.ReasonHold, store.ReasonApproval}, h.CreatedAt.Add(5*time.Minute)
 		}, forms: []string{"Cancel", "Send now"}, wants: []string{
-			"10:05 JST まで保留し", "held until 10:05 JST",
+			// not "then sent": the approval is needed too
+			"10:05 JST まで保留します（あと約 5 分）。", "It is held until 10:05 JST (in about 5 min).",
 			"「今すぐ送る」を押しても、承認者の承認がそろうまでは送信されません。",
 			"Send now does not skip the approval: the mail leaves once it is approved.",
-		}},
+		}, not: []string{"その後に送信します", "then sent"}},
 		{name: "one approver done", edit: needsApproval, then: func(t *testing.T, id string) {
 			if err := f.st.ApproveHeld(f.ctx, id, "lead@example.jp", "page", at.Add(2*time.Minute)); err != nil {
 				t.Fatal(err)
