@@ -1,15 +1,28 @@
 package web
 
 import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/mail"
 	"net/url"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/zipgate/zipgate/internal/hold"
+	"github.com/zipgate/zipgate/internal/mailtest"
+	"github.com/zipgate/zipgate/internal/notice"
+	"github.com/zipgate/zipgate/internal/relay"
 	"github.com/zipgate/zipgate/internal/release"
+	"github.com/zipgate/zipgate/internal/spool"
 	"github.com/zipgate/zipgate/internal/store"
 )
 
@@ -1027,5 +1040,63 @@ func TestApproverPageStates(t *testing.T) {
 			has(t, tc.name, r.body, tc.wants...)
 			lacks(t, tc.name, r.body, tc.not...)
 		})
+	}
+}
+
+// The links in the hold scheduler's mails open these pages: the sender's
+// notice the sender's page, each approval request that approver's page.
+func TestLinksFromTheHoldScheduler(t *testing.T) {
+	f := setup(t)
+	hop := mailtest.StartNextHop(t)
+	tmpl, err := notice.Load(notice.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := hold.NewDir(filepath.Join(t.TempDir(), "held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(context.Context, *relay.Envelope, *spool.File) error {
+		t.Error("a message was delivered while held")
+		return nil
+	}
+	sch := hold.New(f.st, dir, deliver, &relay.Client{Addr: hop.Addr, HeloName: "zipgate.test", Timeout: 10 * time.Second},
+		tmpl, slog.New(slog.NewTextHandler(tlog{t}, nil)))
+	sch.Now = func() time.Time { return f.now }
+	sch.BaseURL, sch.Hostname = f.ts.URL+"/", "zipgate.test"
+	f.newHeld(t, "h1", func(h *store.HeldMessage) {
+		needsApproval(h)
+		h.Approvals = [][]string{{"boss@example.jp"}}
+	})
+	if _, err := sch.RunOnce(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	links := map[string]string{} // recipient: link
+	link := regexp.MustCompile(regexp.QuoteMeta(f.ts.URL) + `/[ha]/[A-Za-z0-9_-]+`)
+	for _, m := range hop.Messages() {
+		msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(base64.NewDecoder(base64.StdEncoding, msg.Body))
+		if err != nil {
+			t.Fatalf("%s: %v", msg.Header.Get("Content-Transfer-Encoding"), err)
+		}
+		links[strings.Join(m.Rcpts, ",")] = link.FindString(string(body))
+	}
+	if len(links) != 2 || !strings.Contains(links[sender], "/h/") || !strings.Contains(links["boss@example.jp"], "/a/") {
+		t.Fatalf("links in the mails: %v", links)
+	}
+	get := func(u string) resp {
+		t.Helper()
+		return f.do(t, "GET", strings.TrimPrefix(u, f.ts.URL), nil)
+	}
+	has(t, "sender's page from the notice", get(links[sender]).body, "承認待ち: boss@example.jp", "送信を取り消す / Cancel")
+	boss := strings.TrimPrefix(links["boss@example.jp"], f.ts.URL+"/a/")
+	has(t, "approver's page from the request", get(links["boss@example.jp"]).body,
+		"taro@example.jp さんのメールが、あなたの承認を待っています。", `name="csrf" value="`+f.srv.csrf(boss)+`"`)
+	f.redirectsTo(t, f.press(t, "/a/"+boss+"/approve", f.srv.csrf(boss), nil), "/a/"+boss+"/approve", "/a/"+boss)
+	if h := f.held(t, "h1"); len(h.Approvals) != 0 || len(h.Approved) != 1 || h.Approved[0].By != "boss@example.jp" {
+		t.Errorf("after approving from the mailed link: %v, %+v", h.Approvals, h.Approved)
 	}
 }
