@@ -4,15 +4,21 @@ import "html/template"
 
 // pages are the sender page ("job") and the short answers ("simple"):
 // Japanese first, English under it; inline CSS, no script, nothing
-// loaded from elsewhere (the CSP forbids it anyway).
-var pages = template.Must(template.New("").Parse(`
+// loaded from elsewhere (the CSP forbids it anyway). "head" takes the
+// page title; without one it is the password page's. The pages of held
+// messages are in heldpages.go.
+var pages = template.Must(template.New("").Parse(pageText))
+
+// pageText is shared with heldPages, which parses it afresh rather than
+// cloning pages (a clone fails once pages has run, as notFoundPage does).
+const pageText = `
 {{define "head"}}<!doctype html>
 <html lang="ja">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex, nofollow">
-<title>zipgate — パスワード送信 / Password release</title>
+<title>{{if .}}{{.}}{{else}}zipgate — パスワード送信 / Password release{{end}}</title>
 <style>
 body{margin:0;background:#f3f4f6;color:#1f2328;font:16px/1.7 system-ui,-apple-system,"Hiragino Sans","Hiragino Kaku Gothic ProN","Yu Gothic UI","Yu Gothic",Meiryo,"Noto Sans CJK JP","Noto Sans JP",sans-serif}
 main{max-width:46rem;margin:0 auto;padding:1.5rem 1rem 3rem}
@@ -29,10 +35,18 @@ h1{font-size:1.3rem;line-height:1.4;margin:0 0 1rem}
 .msg{border:2px solid #bf8700;background:#fff8c5;font-weight:bold}
 .msg p{margin:0}
 .actions{display:flex;flex-wrap:wrap;gap:.75rem;margin:0 0 .5rem}
+.actions.after{margin:.6rem 0 0}
 form{margin:0}
 button{font:inherit;font-weight:bold;padding:.6rem 1.3rem;border-radius:6px;border:1px solid;cursor:pointer}
 .cancel{background:#cf222e;border-color:#a40e26;color:#fff}
 .release{background:#f6f8fa;border-color:#c8d1da;color:#1f2328}
+.approve{background:#1a7f37;border-color:#116329;color:#fff}
+textarea{font:inherit;width:100%;box-sizing:border-box;min-height:5rem;padding:.4rem;border:1px solid #c8d1da;border-radius:6px}
+label{display:block;font-size:.9rem;color:#59636e;margin:0 0 .3rem}
+.why{margin:.6rem 0 0;padding-left:1.2rem}
+.why li{margin:0 0 .4rem}
+.state p.said{margin:.6rem 0 0;padding:.5rem .75rem;background:#fff;border-radius:6px;font-size:1rem;white-space:pre-wrap;overflow-wrap:anywhere}
+.said .label{display:block;white-space:normal;font-size:.85rem;color:#59636e}
 .note{font-size:.9rem;color:#59636e;margin:0 0 1rem}
 .note .en{font-size:1em}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.6rem 1.5rem;margin:0}
@@ -98,4 +112,4 @@ a{color:#0969da}
 <p><a href="{{.Links.Page}}">最新の状態を見る<span class="en" lang="en">Show the current status</span></a></p>
 {{- end}}
 {{template "foot"}}{{end}}
-`))
+`

@@ -30,7 +30,7 @@ var DefaultTimeouts = Timeouts{
 const maxHeaderBytes = 32 << 10
 
 // HTTPServer returns the server for the sender page, with the timeouts t,
-// the header limit, and bodies limited to 4 KiB (by Handler).
+// the header limit, and bodies limited by Handler.
 func (s *Server) HTTPServer(t Timeouts, errorLog *log.Logger) *http.Server {
 	return &http.Server{
 		Handler:           s.Handler(),

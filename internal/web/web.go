@@ -1,7 +1,9 @@
 // Package web serves the sender page: the link in the sender notice
 // opens it, shows where the password of one zip is, and lets the sender
 // cancel it (the password is then never sent) or send it now. It also
-// answers /healthz.
+// serves the two pages of a held message (held.go): the sender's
+// (/h/{token}: Send now, Cancel) and each approver's (/a/{token}:
+// Approve, Reject), and answers /healthz.
 //
 // The link carries an unguessable token, never the job id; the store
 // keeps only the token's hash. GET never changes anything, so link
@@ -28,9 +30,15 @@ import (
 )
 
 // maxBody bounds every request body: the forms carry one short field.
-const maxBody = 4 << 10
+// The approver's Reject carries a reason of up to 500 characters, which
+// form encoding can make 9 bytes each (%E3%81%82): it gets maxReasonBody.
+const (
+	maxBody       = 4 << 10
+	maxReasonBody = 16 << 10
+)
 
-// Server serves the sender page and /healthz.
+// Server serves the sender page, the pages of held messages (the
+// sender's and the approver's, held.go) and /healthz.
 type Server struct {
 	// Now is the clock; tests set it. Default time.Now.
 	Now func() time.Time
@@ -67,11 +75,12 @@ func New(st store.Store, wake func(), csrfKey []byte, log *slog.Logger) *Server 
 	s.mux.HandleFunc("POST /s/{token}/cancel", s.action(opCancel))
 	s.mux.HandleFunc("POST /s/{token}/release", s.action(opRelease))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.routeHeld()
 	return s
 }
 
 // Handler returns the HTTP handler: security headers on every answer,
-// bodies limited to 4 KiB, the same 404 page for every unknown path or
+// bodies limited to 4 KiB (16 KiB for a reject with its reason), the same 404 page for every unknown path or
 // token, and 405 from the mux for a known path with another method.
 func (s *Server) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,8 +90,13 @@ func (s *Server) Handler() http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'")
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		if _, pattern := s.mux.Handler(r); pattern == "" && !s.knownPath(r) {
+		_, pattern := s.mux.Handler(r)
+		limit := int64(maxBody)
+		if pattern == routeReject {
+			limit = maxReasonBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if pattern == "" && !s.knownPath(r) {
 			s.notFound(w)
 			return
 		}

@@ -31,7 +31,9 @@ type fixture struct {
 	ts    *httptest.Server
 	now   time.Time
 	wakes atomic.Int32
-	ctx   context.Context
+	// holdWakes counts WakeHold calls (the hold scheduler).
+	holdWakes atomic.Int32
+	ctx       context.Context
 }
 
 type tlog struct{ t *testing.T }
@@ -55,6 +57,7 @@ func setup(t *testing.T) *fixture {
 	rand.Read(csrfKey)
 	f.srv = New(st, func() { f.wakes.Add(1) }, csrfKey, slog.New(slog.NewTextHandler(tlog{t}, nil)))
 	f.srv.Now = func() time.Time { return f.now }
+	f.srv.WakeHold = func() { f.holdWakes.Add(1) }
 	f.srv.Location = jst
 	f.ts = httptest.NewServer(f.srv.Handler())
 	t.Cleanup(f.ts.Close)
@@ -507,8 +510,9 @@ func TestNewKey(t *testing.T) {
 	New(nil, nil, nil, nil)
 }
 
-// TestScreenshot renders the page with headless Chromium when it is
-// installed and ZIPGATE_SCREENSHOT names a directory for the PNGs.
+// TestScreenshot renders the pages with headless Chromium (Debian's
+// chromium; fonts-noto-cjk for the Japanese) when it is installed and
+// ZIPGATE_SCREENSHOT names a directory for the PNGs.
 func TestScreenshot(t *testing.T) {
 	dir := os.Getenv("ZIPGATE_SCREENSHOT")
 	if dir == "" {
@@ -548,6 +552,35 @@ func TestScreenshot(t *testing.T) {
 	}
 	shot("conflict.png", "file://"+p, 900)
 	shot("notfound.png", f.ts.URL+"/nope", 900)
+
+	// The pages of held messages: the sender's with every reason to
+	// wait, a rejected one, and the approver's (open, and a reason given
+	// back as too long).
+	f.now = time.Date(2026, 11, 27, 10, 0, 0, 0, jst)
+	held := f.newHeld(t, "h1", func(h *store.HeldMessage) {
+		needsApproval(h)
+		h.Reasons = []string{store.ReasonHold, store.ReasonApproval, store.ReasonGuard}
+		h.HoldUntil, h.SenderOK, h.Visible = h.CreatedAt.Add(5*time.Minute), false, 12
+	})
+	if err := f.st.ApproveHeld(f.ctx, "h1", "legal@example.jp", "page", f.now); err != nil {
+		t.Fatal(err)
+	}
+	shot("held.png", f.ts.URL+"/h/"+held, 900)
+	shot("held-narrow.png", f.ts.URL+"/h/"+held, 400)
+	boss := f.approverToken(t, "h1", "boss@example.jp")
+	shot("approve.png", f.ts.URL+"/a/"+boss, 900)
+	shot("approve-narrow.png", f.ts.URL+"/a/"+boss, 400)
+	r = f.press(t, "/a/"+boss+"/reject", f.srv.csrf(boss), url.Values{"reason": {strings.Repeat("宛先が違います。", 70)}})
+	p = filepath.Join(dir, "approve-toolong.html")
+	if err := os.WriteFile(p, []byte(r.body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	shot("approve-toolong.png", "file://"+p, 900)
+	rejected := f.newHeld(t, "h2", needsApproval)
+	if err := f.st.RejectHeld(f.ctx, "h2", "boss@example.jp", "page", "B社宛ての見積です。\n宛先をご確認ください。", f.now); err != nil {
+		t.Fatal(err)
+	}
+	shot("held-rejected.png", f.ts.URL+"/h/"+rejected, 900)
 }
 
 // The page says who gets the password: nobody until Release now (manual),
