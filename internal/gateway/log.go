@@ -109,6 +109,13 @@ func (g *Gateway) logResult(rec *record, start time.Time, err error) {
 	}
 	if h := rec.held; h != nil {
 		held := map[string]any{"reasons": h.Reasons}
+		var files []any
+		for _, f := range h.Files {
+			files = append(files, map[string]any{"name": f.Name, "size_about": f.Size})
+		}
+		if files != nil {
+			held["files"] = files
+		}
 		if !h.HoldUntil.IsZero() {
 			held["until"] = h.HoldUntil.Format(time.RFC3339)
 		}

@@ -315,7 +315,10 @@ func (s *Scheduler) outcome(ctx context.Context, h *store.HeldMessage, now time.
 	if h.State == store.HeldExpired {
 		d.When = h.Expires
 	}
-	if err := s.mail(ctx, h, notice.HeldOutcome, h.Sender, "[zipgate] "+string(h.State)+": "+orDefault(h.Subject, h.ID), d, now); err != nil {
+	word := map[store.HeldState]string{store.HeldSent: "送信しました / sent", store.HeldCanceled: "取り消しました / canceled",
+		store.HeldRejected: "却下されました / rejected", store.HeldExpired: "期限切れ / expired",
+		store.HeldFailed: "送信できませんでした / failed"}[h.State]
+	if err := s.mail(ctx, h, notice.HeldOutcome, h.Sender, "[zipgate] "+word+": "+orDefault(h.Subject, h.ID), d, now); err != nil {
 		return err
 	}
 	return s.Store.MarkHeldConfirmSent(ctx, h.ID)

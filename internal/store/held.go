@@ -424,10 +424,29 @@ func (s *SQLite) RecoverHeld(ctx context.Context) (int, error) {
 	return int(n), nil
 }
 
+// notLate: a decision comes before the message's deadline (or it has
+// none); after it, the message is as good as expired.
+const notLate = `(expires_at = 0 OR expires_at > ?)`
+
+// ErrTooLate: the time to decide on a held message is over.
+var ErrTooLate = errors.New("the time to decide on this message is over")
+
 func (s *SQLite) SendHeldNow(ctx context.Context, id, actor, via string, now time.Time) error {
-	return s.heldTransition(ctx, &Event{Message: id, At: now, Event: "send_now", Actor: actor, Via: via},
+	return s.late(ctx, id, now, s.heldTransition(ctx, &Event{Message: id, At: now, Event: "send_now", Actor: actor, Via: via},
 		`UPDATE held SET sender_ok = 1, hold_until = MIN(hold_until, ?), next_attempt = 0
-		WHERE id = ? AND state = 'held'`, ms(now), id)
+		WHERE id = ? AND state = 'held' AND `+notLate, ms(now), id, ms(now)))
+}
+
+// late turns a refusal of a still waiting message into ErrTooLate when
+// its deadline passed.
+func (s *SQLite) late(ctx context.Context, id string, now time.Time, err error) error {
+	if !errors.Is(err, ErrFinished) {
+		return err
+	}
+	if h, gerr := s.GetHeld(ctx, id); gerr == nil && h.State == HeldWaiting && !h.Expires.IsZero() && !h.Expires.After(now) {
+		return ErrTooLate
+	}
+	return err
 }
 
 func (s *SQLite) CancelHeld(ctx context.Context, id, actor, via string, now time.Time) error {
@@ -447,9 +466,9 @@ func (s *SQLite) RejectHeld(ctx context.Context, id, approver, via, reason strin
 		}
 		return ErrNotApprover
 	}
-	return s.heldTransition(ctx, &Event{Message: id, At: now, Event: "rejected", Actor: approver, Via: via, Detail: reason},
-		`UPDATE held SET state = 'rejected', finished_at = ?, decided_by = ?, reason = ? WHERE id = ? AND state = 'held'`,
-		ms(now), approver, reason, id)
+	return s.late(ctx, id, now, s.heldTransition(ctx, &Event{Message: id, At: now, Event: "rejected", Actor: approver, Via: via, Detail: reason},
+		`UPDATE held SET state = 'rejected', finished_at = ?, decided_by = ?, reason = ? WHERE id = ? AND state = 'held'
+		AND `+notLate, ms(now), approver, reason, id, ms(now)))
 }
 
 // approverOf: addr is in one of the sets still to approve.
@@ -474,6 +493,9 @@ func (s *SQLite) ApproveHeld(ctx context.Context, id, approver, via string, now 
 	}
 	if h.State != HeldWaiting {
 		return heldStateErr(h.State)
+	}
+	if !h.Expires.IsZero() && !h.Expires.After(now) {
+		return ErrTooLate
 	}
 	if !approverOf(h, approver) {
 		return ErrNotApprover

@@ -226,3 +226,26 @@ func TestPolicyHoldApproversGuardRoundTrip(t *testing.T) {
 		t.Errorf("an explicit empty approver list must stay empty, not unset: %+v", press)
 	}
 }
+
+// After its deadline nobody decides on a held message any more, even
+// before the scheduler expired it: approve, reject, send now all refused.
+func TestNoDecisionAfterTheDeadline(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	m, h := heldMsg("late")
+	h.Reasons, h.HoldUntil, h.SenderOK = []string{ReasonApproval, ReasonGuard}, time.Time{}, false
+	h.Approvals, h.Expires = [][]string{{"boss@example.co.jp"}}, t0.Add(time.Hour)
+	holdIt(t, s, m, h)
+	after := t0.Add(time.Hour)
+	if err := s.ApproveHeld(ctx, "late", "boss@example.co.jp", "cli", after); !errors.Is(err, ErrTooLate) {
+		t.Errorf("approve after the deadline: %v", err)
+	}
+	if err := s.RejectHeld(ctx, "late", "boss@example.co.jp", "cli", "", after); !errors.Is(err, ErrTooLate) {
+		t.Errorf("reject after the deadline: %v", err)
+	}
+	if err := s.SendHeldNow(ctx, "late", "taro@example.co.jp", "page", after); !errors.Is(err, ErrTooLate) {
+		t.Errorf("send now after the deadline: %v", err)
+	}
+	// Cancel stays possible: it only stops what would not go anyway.
+	must(t, "CancelHeld", s.CancelHeld(ctx, "late", "taro@example.co.jp", "page", after))
+}

@@ -36,7 +36,7 @@ const via = "page"
 
 // errTooLate: the time to decide is over, though the scheduler has not
 // yet marked the message expired.
-var errTooLate = errors.New("the time to decide is over")
+var errTooLate = store.ErrTooLate
 
 func (s *Server) routeHeld() {
 	s.mux.HandleFunc("GET /h/{token}", s.heldPage)
