@@ -65,7 +65,7 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		if len(held) > 0 {
-			fmt.Fprintln(stdout, "\nHeld messages (they have not left yet):")
+			fmt.Fprintln(stdout, "\nHeld messages (kept back before they leave; their jobs come when they do):")
 			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tSTATE\tCREATED\tWAITS FOR\tSENDER\tRECIPIENTS\tSUBJECT")
 			for _, h := range held {

@@ -26,6 +26,8 @@ Subcommands (exit 0 = fine, 1 = a check failed, 2 = not complete yet):
   has-text FILE TEXT  a text part of the mail, decoded, contains TEXT
   text FILE           the text parts of the mail, decoded
   password FILE       the password in a password mail
+  press URL ACTION    load a zipgate page and post its form to URL/ACTION,
+                      as a browser would; prints the answer's status
   extract-zip FILE DIR
       writes the one attachment of a rewritten message into DIR, prints its
       path; fails unless there is exactly one attachment and it is a zip
@@ -216,6 +218,32 @@ def cmd_text(a):
         if part.get_content_maintype() == "text":
             raw = part.get_payload(decode=True) or b""
             print(raw.decode(part.get_content_charset() or "utf-8", "replace"))
+    return 0
+
+
+def cmd_press(a):
+    """Loads a page and posts its form's CSRF value to URL/ACTION, as a
+    browser does; prints the status of the answer (303 when done)."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    page = urllib.request.urlopen(a.url, timeout=10).read().decode("utf-8")
+    m = re.search(r'name="csrf" value="([^"]*)"', page)
+    if not m:
+        print("no form on %s" % a.url, file=sys.stderr)
+        return 1
+    data = urllib.parse.urlencode({"csrf": m.group(1)}).encode()
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        status = opener.open(a.url + "/" + a.action, data=data, timeout=10).status
+    except urllib.error.HTTPError as e:
+        status = e.code
+    print(status)
     return 0
 
 
@@ -425,6 +453,10 @@ def main():
     s = sub.add_parser("password")
     s.add_argument("file")
     s.set_defaults(fn=cmd_password)
+    s = sub.add_parser("press")
+    s.add_argument("url")
+    s.add_argument("action")
+    s.set_defaults(fn=cmd_press)
     s = sub.add_parser("extract-zip")
     s.add_argument("file")
     s.add_argument("dir")
