@@ -71,28 +71,8 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 
 // Run works until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	for {
-		next, err := s.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.Log.Error("hold scheduler", "error", err.Error())
-		}
-		wait := s.Poll
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(s.Now()), 0))
-		}
-		if err != nil {
-			wait = s.Poll
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-s.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	release.Loop(ctx, "hold scheduler", s.RunOnce, s.wake, s.Poll, s.Now, s.Log)
+	return nil
 }
 
 // RunOnce does the work due now and returns when more will be due.
@@ -188,18 +168,9 @@ func (s *Scheduler) send(ctx context.Context, h *store.HeldMessage, now time.Tim
 		s.Log.Warn("held message refused for good", "id", h.ID, "error", re.Error())
 		return s.Store.MarkHeldFailed(ctx, h.ID, now, fmt.Sprintf("%d %s", re.Code, re.Text))
 	}
-	next := now.Add(backoff(h.Attempts))
+	next := now.Add(release.Backoff(h.Attempts))
 	s.Log.Warn("held message deferred", "id", h.ID, "error", re.Error(), "retry_at", next)
 	return s.Store.MarkHeldRetry(ctx, h.ID, next, fmt.Sprintf("%d %s", re.Code, re.Text))
-}
-
-// backoff is 30 s, doubling per failed try, at most 30 minutes.
-func backoff(attempts int) time.Duration {
-	d := 30 * time.Second
-	for i := 0; i < attempts && d < 30*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Minute)
 }
 
 // mailOwed sends the sender's notice and the approvers' requests, each
@@ -238,7 +209,7 @@ func (s *Scheduler) toSender(ctx context.Context, h *store.HeldMessage, now time
 	if err == nil {
 		return nil
 	}
-	next := now.Add(backoff(h.NoticeAttempts))
+	next := now.Add(release.Backoff(h.NoticeAttempts))
 	if merr := s.Store.MarkHeldNoticeRetry(context.WithoutCancel(ctx), h.ID, next); merr != nil {
 		return errors.Join(err, merr)
 	}

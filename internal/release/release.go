@@ -77,28 +77,8 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 
 // Run works until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	for {
-		next, err := s.RunOnce(ctx)
-		if err != nil && ctx.Err() == nil {
-			s.Log.Error("release scheduler", "error", err.Error())
-		}
-		wait := s.Poll
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(s.Now()), 0))
-		}
-		if err != nil {
-			wait = s.Poll // a failing store or next hop is not polled in a loop
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-s.wake:
-		case <-t.C:
-		}
-		t.Stop()
-	}
+	Loop(ctx, "release scheduler", s.RunOnce, s.wake, s.Poll, s.Now, s.Log)
+	return nil
 }
 
 // RunOnce does all the work due now and returns when more will be due.
@@ -181,7 +161,7 @@ func (s *Scheduler) toSender(ctx context.Context, j *store.Job, now time.Time,
 	if err == nil {
 		return nil
 	}
-	next := now.Add(backoff(j.NoticeAttempts))
+	next := now.Add(Backoff(j.NoticeAttempts))
 	if merr := s.Store.MarkNoticeRetry(context.WithoutCancel(ctx), j.ID, next); merr != nil {
 		return errors.Join(err, merr)
 	}
@@ -218,7 +198,7 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 	}
 	msg, err := s.Templates.Mail(name, h, data)
 	if err != nil {
-		return errors.Join(err, s.Store.MarkRetry(ctx, j.ID, now.Add(backoff(j.Attempts)), err.Error()))
+		return errors.Join(err, s.Store.MarkRetry(ctx, j.ID, now.Add(Backoff(j.Attempts)), err.Error()))
 	}
 	env := &relay.Envelope{From: j.Sender}
 	for _, r := range to {
@@ -249,18 +229,9 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 		s.Log.Warn("password mail refused for good", "id", j.ID, "error", re.Error())
 		return s.Store.MarkFailed(ctx, j.ID, now, fmt.Sprintf("%d %s", re.Code, re.Text))
 	}
-	next := now.Add(backoff(j.Attempts))
+	next := now.Add(Backoff(j.Attempts))
 	s.Log.Warn("password mail deferred", "id", j.ID, "error", re.Error(), "retry_at", next)
 	return s.Store.MarkRetry(ctx, j.ID, next, fmt.Sprintf("%d %s", re.Code, re.Text))
-}
-
-// backoff is 30 s, doubling per failed try, at most 30 minutes.
-func backoff(attempts int) time.Duration {
-	d := 30 * time.Second
-	for i := 0; i < attempts && d < 30*time.Minute; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Minute)
 }
 
 // sendNotice tells the sender the message left and when the password

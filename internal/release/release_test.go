@@ -201,7 +201,7 @@ func TestNextHopDeferralRetriesAndSendsOnce(t *testing.T) {
 	if len(f.passwordMails("j1")) != 0 {
 		t.Fatal("retried before the backoff")
 	}
-	f.clock.advance(backoff(0))
+	f.clock.advance(Backoff(0))
 	f.run(t)
 	f.clock.advance(time.Hour)
 	f.run(t)
@@ -234,14 +234,14 @@ func TestNextHopRefusalFailsTheJobAndTellsTheSender(t *testing.T) {
 func TestBackoffGrowsAndIsBounded(t *testing.T) {
 	prev := time.Duration(0)
 	for i := range 20 {
-		d := backoff(i)
+		d := Backoff(i)
 		if d < prev || d > 30*time.Minute {
-			t.Fatalf("backoff(%d) = %v after %v", i, d, prev)
+			t.Fatalf("Backoff(%d) = %v after %v", i, d, prev)
 		}
 		prev = d
 	}
-	if backoff(0) != 30*time.Second || backoff(19) != 30*time.Minute {
-		t.Fatalf("backoff(0)=%v backoff(19)=%v", backoff(0), backoff(19))
+	if Backoff(0) != 30*time.Second || Backoff(19) != 30*time.Minute {
+		t.Fatalf("Backoff(0)=%v Backoff(19)=%v", Backoff(0), Backoff(19))
 	}
 }
 
