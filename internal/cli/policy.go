@@ -150,7 +150,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, strings.Split(v, ",")
 // policyFlags are the fields of `policy set`; only the flags given change.
 type policyFlags struct {
 	action, passwordTo, delay, zipMethod, names, language, note, hold, approvers, guard string
-	linkExpiry, maxDownloads, linkAuth                                                 string
+	linkExpiry, maxDownloads, linkAuth                                                  string
 }
 
 func (f *policyFlags) define(fs *flag.FlagSet) {

@@ -50,19 +50,19 @@ const (
 
 // Values every field takes; the CLI, the store and validation use them.
 var (
-	Actions            = []string{string(Encrypt), string(Pass), string(Reject), string(Link)}
-	LinkAuths          = []string{AuthPassword, AuthOTP}
-	PasswordTos        = []string{string(ToRecipient), string(ToSender), string(Manual)}
-	ZipMethods         = []string{"aes256", "zipcrypto"}
-	FilenameEncodings  = []string{"utf-8", "cp932"}
-	Languages          = []string{"ja", "en", "ja+en"}
-	Guards             = []string{GuardHold, GuardReject}
-	maxNoteLength      = 1000
-	maxDelay           = 30 * 24 * time.Hour
+	Actions           = []string{string(Encrypt), string(Pass), string(Reject), string(Link)}
+	LinkAuths         = []string{AuthPassword, AuthOTP}
+	PasswordTos       = []string{string(ToRecipient), string(ToSender), string(Manual)}
+	ZipMethods        = []string{"aes256", "zipcrypto"}
+	FilenameEncodings = []string{"utf-8", "cp932"}
+	Languages         = []string{"ja", "en", "ja+en"}
+	Guards            = []string{GuardHold, GuardReject}
+	maxNoteLength     = 1000
+	maxDelay          = 30 * 24 * time.Hour
 	// MaxLinkExpiry bounds link_expiry; the files go at release.retention
 	// at the latest anyway.
-	MaxLinkExpiry   = 365 * 24 * time.Hour
-	maxMaxDownloads = 100000
+	MaxLinkExpiry      = 365 * 24 * time.Hour
+	maxMaxDownloads    = 100000
 	errPatternTemplate = "%q is not a domain, *.domain or *"
 )
 
@@ -96,7 +96,7 @@ type Policy struct {
 	MaxDownloads *int           `json:"max_downloads,omitempty"`
 	LinkAuth     string         `json:"link_auth,omitempty"`
 	Note         string         `json:"note,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedAt    time.Time      `json:"updated_at"`
 }
 
 // What the To/Cc guard does to a message over [policy] max_visible_external.
