@@ -168,6 +168,11 @@ func (s *SQLite) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) erro
 		if _, err := tx.ExecContext(ctx, insertJob, s.jobArgs(j, sealed[i])...); err != nil {
 			return fmt.Errorf("job %s: %w", j.ID, err)
 		}
+		if j.Link != nil {
+			if err := s.insertLink(ctx, tx, j.Link); err != nil {
+				return err
+			}
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return err
@@ -275,6 +280,12 @@ func (s *SQLite) deliveredBatch(ctx context.Context, batch []*deliveredReq) erro
 		// try left pending keeps its full cancel window.
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled', due_at = ? WHERE id = ? AND state = 'pending'`,
 			ms(r.due), r.job); err != nil {
+			return err
+		}
+		// A download link opens with its copy; its token is no longer
+		// needed for a retry.
+		if _, err := tx.ExecContext(ctx, `UPDATE links SET state = 'active', token = NULL WHERE id = ? AND state = 'pending'`,
+			r.job); err != nil {
 			return err
 		}
 		var state State

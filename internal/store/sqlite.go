@@ -421,8 +421,18 @@ func (s *SQLite) Schedule(ctx context.Context, id string) error {
 }
 
 func (s *SQLite) Discard(ctx context.Context, id string) error {
-	_, err := s.exec(ctx, false, `DELETE FROM jobs WHERE id = ? AND state = 'pending'`, id)
-	return err
+	tx, done, err := s.begin(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id = ? AND state = 'pending'`, id); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE id = ? AND state = 'pending'`, id); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func (s *SQLite) Recover(ctx context.Context) (int, error) {
@@ -521,6 +531,12 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE at < ?`, ms(before)); err != nil {
+		return 0, err
+	}
+	// Links whose files are gone; the links scheduler ends those older
+	// than the retention first and deletes their files.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE files_gone = 1 AND ended_at > 0 AND ended_at < ?`,
+		ms(before)); err != nil {
 		return 0, err
 	}
 	return int(n), tx.Commit()
