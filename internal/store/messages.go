@@ -54,6 +54,9 @@ type Prior struct {
 	// whether they left (a crash, no reply after the data): the retry
 	// reuses them, so one password opens whichever copy arrived.
 	Pending []*Job
+	// Links are the download links of the Pending jobs that have one, by
+	// job id: a retry carries the same link.
+	Links map[string]*Link
 }
 
 // Sync makes every commit so far durable on disk, also those written
@@ -122,7 +125,20 @@ func (s *SQLite) Prior(ctx context.Context, key []byte, rcpts []string) (*Prior,
 		}
 	}
 	p.Pending, err = s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'pending' ORDER BY id`, key)
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	p.Links = map[string]*Link{}
+	for _, j := range p.Pending {
+		l, err := s.GetLink(ctx, j.ID)
+		switch {
+		case err == nil:
+			p.Links[j.ID] = l
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 func sameSet(a, b []string) bool {
