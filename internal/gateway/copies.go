@@ -36,7 +36,7 @@ type outgoing struct {
 	job     *store.Job // Encrypt, Link: the release job of its password
 	link    *store.Link
 	cleanup func() // when done with the copy
-	reused  bool       // the job was left by an earlier try
+	reused  bool   // the job was left by an earlier try
 	out     *spool.File
 	entries []zipper.Entry
 
