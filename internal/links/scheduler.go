@@ -133,7 +133,8 @@ func (s *Scheduler) sweep(ctx context.Context, now time.Time) error {
 }
 
 func (s *Scheduler) work(ctx context.Context, l *store.Link, now time.Time) error {
-	if l.State == store.LinkPending || l.State == store.LinkActive {
+	over := !l.ExpiresAt.After(now) || l.CreatedAt.Before(now.Add(-s.Retention))
+	if (l.State == store.LinkPending || l.State == store.LinkActive) && over {
 		why := "older than release.retention"
 		if !l.ExpiresAt.After(now) {
 			why = "at its expiry"
