@@ -550,6 +550,11 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, back, item str
 	if item == "" && len(files) == 1 {
 		item = l.Files[files[0]].Name
 	}
+	if r.Method == http.MethodHead {
+		// A look, not a download: nothing is counted or sent.
+		w.WriteHeader(http.StatusOK)
+		return nil, nil, false
+	}
 	// Every file is opened before the download counts: the last allowed
 	// one ends the link and deletes the files, but what is open stays
 	// readable to the end.
