@@ -47,6 +47,7 @@ Usage:
   zipgate jobs list [-config FILE] [-data DIR] [-state scheduled|released|canceled|failed] [-limit N]
   zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID   (jobs, and held messages)
   zipgate jobs approve|reject ID -by APPROVER [-reason TEXT]   (a held message, for an approver)
+  zipgate jobs revoke [-config FILE] [-data DIR] ID   (a download link: it stops working at once)
   zipgate policy list|show|set|delete|test ...   (zipgate policy help)
   zipgate rewrite [-config FILE] [-from SENDER] [-to RECIPIENT ...] < message.eml > out.eml
   zipgate dkim keygen -domain DOMAIN -selector SELECTOR [-algorithm rsa|ed25519] [-bits 2048] [-out FILE]
@@ -235,6 +236,11 @@ func run(cfg config.Config, log *slog.Logger) error {
 	holds.Hostname, holds.BaseURL, holds.NoticeFrom = cfg.SMTP.Hostname, cfg.Web.BaseURL, cfg.Release.NoticeFrom
 	gw.Holding = gateway.Holding{Dir: heldDir, Wake: holds.Wake, MaxBytes: cfg.Policy.HoldMaxBytes,
 		ApprovalTimeout: cfg.Policy.ApprovalTimeout.D()}
+	linkSched, linkPages, err := setupLinks(cfg, st, next, tmpl, log)
+	if err != nil {
+		return err
+	}
+	gw.Linking = gateway.Linking{Files: linkSched.Files, BaseURL: cfg.Web.BaseURL}
 	srv, err := smtpd.New(cfg.SMTP, gw, tmp, log)
 	if err != nil {
 		return err
@@ -260,6 +266,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	mac.Write([]byte("zipgate sender page csrf"))
 	pages := web.New(st, sched.Wake, mac.Sum(nil), log)
 	pages.WakeHold = holds.Wake
+	pages.Links = linkPages
 	page := pages.HTTPServer(web.DefaultTimeouts, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
 	for _, w := range warnings(cfg) {
 		log.Warn(w)
@@ -271,8 +278,8 @@ func run(cfg config.Config, log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	schedCtx, stopSched := context.WithCancel(context.Background())
-	done := make(chan error, 4)
-	schedDone, holdsDone := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 5)
+	schedDone, holdsDone, linksDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() { done <- srv.Serve(ln) }()
 	go func() {
 		if err := page.Serve(webLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -288,6 +295,12 @@ func run(cfg config.Config, log *slog.Logger) error {
 	go func() {
 		defer close(holdsDone)
 		if err := holds.Run(schedCtx); err != nil {
+			done <- err
+		}
+	}()
+	go func() {
+		defer close(linksDone)
+		if err := linkSched.Run(schedCtx); err != nil {
 			done <- err
 		}
 	}()
@@ -309,6 +322,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 	stopSched()
 	<-schedDone
 	<-holdsDone
+	<-linksDone
 	log.Info("zipgate stopped")
 	return runErr
 }

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/zipgate/zipgate/internal/policy"
 	"github.com/zipgate/zipgate/internal/store"
 )
 
@@ -74,7 +75,17 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 			}
 			tw.Flush()
 		}
+		if err := listLinks(ctx, st, stdout, *limit); err != nil {
+			fmt.Fprintf(stderr, "zipgate: %v\n", err)
+			return 1
+		}
 		return 0
+	case "revoke":
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, "zipgate jobs revoke: give one job ID (of a download link)")
+			return 2
+		}
+		return revokeCmd(ctx, st, stdout, stderr, pos[0], now)
 	case "show", "cancel", "release", "approve", "reject":
 	default:
 		fmt.Fprintf(stderr, "zipgate: unknown jobs command %q\n\n%s", verb, usage)
@@ -106,6 +117,16 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if l, lerr := st.GetLink(ctx, id); lerr == nil {
+		switch {
+		case verb == "cancel":
+			// Canceling a link's job is taking its files back.
+			return revokeCmd(ctx, st, stdout, stderr, id, now)
+		case verb == "release" && l.Auth == policy.AuthOTP:
+			fmt.Fprintf(stderr, "zipgate: job %s: its download link opens with one-time codes; it has no password to send\n", id)
+			return 1
+		}
+	}
 	switch verb {
 	case "cancel":
 		err = st.Cancel(ctx, id, now)
@@ -128,6 +149,7 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "job %s released: the running server sends its password within seconds\n", id)
 	}
 	showJob(stdout, j)
+	showLink(ctx, st, stdout, id)
 	return 0
 }
 

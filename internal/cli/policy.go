@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,9 +19,10 @@ import (
 const policyUsage = `Usage:
   zipgate policy list
   zipgate policy show DOMAIN
-  zipgate policy set DOMAIN [-action encrypt|pass|reject] [-password-to recipient|sender|manual]
+  zipgate policy set DOMAIN [-action encrypt|pass|reject|link] [-password-to recipient|sender|manual]
                             [-delay 15m] [-zip-method aes256|zipcrypto] [-filename-encoding utf-8|cp932]
-                            [-language ja|en|ja+en] [-note TEXT]
+                            [-language ja|en|ja+en] [-hold 5m] [-approvers A,B|none] [-guard hold|reject]
+                            [-link-expiry 7d] [-max-downloads N] [-link-auth password|otp] [-note TEXT]
   zipgate policy delete DOMAIN
   zipgate policy test -from SENDER -to RECIPIENT [-to RECIPIENT ...]
 Each also takes -config FILE and -data DIR, before or after the domain.
@@ -28,7 +30,7 @@ Each also takes -config FILE and -data DIR, before or after the domain.
 DOMAIN is partner.example, *.partner.example (its subdomains) or * (every
 domain); the most specific rule wins. A field given as "default" is unset:
 it comes from the next less specific rule, then from the configuration
-(release.delay, [zip], notice.language). A running server applies a change
+(release.delay, [zip], notice.language, [links]). A running server applies a change
 to the next message.
 `
 
@@ -148,10 +150,11 @@ func (l *stringList) Set(v string) error { *l = append(*l, strings.Split(v, ",")
 // policyFlags are the fields of `policy set`; only the flags given change.
 type policyFlags struct {
 	action, passwordTo, delay, zipMethod, names, language, note, hold, approvers, guard string
+	linkExpiry, maxDownloads, linkAuth                                                  string
 }
 
 func (f *policyFlags) define(fs *flag.FlagSet) {
-	fs.StringVar(&f.action, "action", "", "encrypt, pass or reject (mail with attachments refused)")
+	fs.StringVar(&f.action, "action", "", "encrypt, pass, reject (mail with attachments refused) or link (files stay here, the mail carries a download link)")
 	fs.StringVar(&f.passwordTo, "password-to", "", "recipient, sender (who passes it on) or manual (when the sender presses Release now)")
 	fs.StringVar(&f.delay, "delay", "", "time between the message and its password mail, e.g. 15m (overrides release.delay)")
 	fs.StringVar(&f.zipMethod, "zip-method", "", "aes256 or zipcrypto (for recipients who open zips in Windows Explorer)")
@@ -161,6 +164,9 @@ func (f *policyFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.hold, "hold", "", "keep the whole message back this long before it leaves, e.g. 5m (overrides policy.hold)")
 	fs.StringVar(&f.approvers, "approvers", "", "addresses, comma separated, one of whom must approve mail to this domain; none for nobody")
 	fs.StringVar(&f.guard, "guard", "", "hold or reject: what a message gets that shows too many outside addresses in To/Cc")
+	fs.StringVar(&f.linkExpiry, "link-expiry", "", "how long a download link works, e.g. 7d or 36h (overrides links.expiry)")
+	fs.StringVar(&f.maxDownloads, "max-downloads", "", "downloads a link allows, each file or the whole zip counting one; 0 for no limit (overrides links.max_downloads)")
+	fs.StringVar(&f.linkAuth, "link-auth", "", "password (mailed like a zip's) or otp (a code mailed to the recipient on request): what opens a link")
 }
 
 func setPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Config, domain string, fs *flag.FlagSet, f *policyFlags) error {
@@ -232,12 +238,34 @@ func setPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Confi
 			}
 		case "guard":
 			p.Guard = v
+		case "link-expiry":
+			p.LinkExpiry = nil
+			if v != "" {
+				d, err := policy.ParseDuration(v)
+				if err != nil {
+					bad = append(bad, "link_expiry: "+err.Error())
+					return
+				}
+				p.LinkExpiry = &d
+			}
+		case "max-downloads":
+			p.MaxDownloads = nil
+			if v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					bad = append(bad, fmt.Sprintf("max_downloads: %q is not a number (0 for no limit)", v))
+					return
+				}
+				p.MaxDownloads = &n
+			}
+		case "link-auth":
+			p.LinkAuth = v
 		default: // -config, -data
 			set--
 		}
 	})
 	if set == 0 {
-		return fmt.Errorf("nothing to set: give at least one of -action, -password-to, -delay, -zip-method, -filename-encoding, -language, -hold, -approvers, -guard, -note")
+		return fmt.Errorf("nothing to set: give at least one of -action, -password-to, -delay, -zip-method, -filename-encoding, -language, -hold, -approvers, -guard, -link-expiry, -max-downloads, -link-auth, -note")
 	}
 	if err := p.Validate(); err != nil {
 		bad = append(bad, err.Error())
@@ -260,9 +288,10 @@ func listPolicies(ctx context.Context, w io.Writer, st store.Store, pc policy.Co
 	}
 	sort.SliceStable(list, func(i, j int) bool { return list[i].Domain < list[j].Domain })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DOMAIN\tACTION\tPASSWORD TO\tDELAY\tZIP\tNAMES\tLANGUAGE\tHOLD\tAPPROVERS\tGUARD\tUPDATED\tNOTE")
+	fmt.Fprintln(tw, "DOMAIN\tACTION\tPASSWORD TO\tDELAY\tZIP\tNAMES\tLANGUAGE\tHOLD\tAPPROVERS\tGUARD\tLINK\tUPDATED\tNOTE")
 	for _, p := range list {
 		delay, hold, approvers := "-", "-", "-"
+		link := linkColumn(p)
 		if p.Delay != nil {
 			delay = shortDuration(*p.Delay)
 		}
@@ -275,15 +304,15 @@ func listPolicies(ctx context.Context, w io.Writer, st store.Store, pc policy.Co
 				approvers = "none"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Domain, dash(string(p.Action)),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Domain, dash(string(p.Action)),
 			dash(string(p.PasswordTo)), delay, dash(p.ZipMethod), dash(p.FilenameEncoding), dash(p.Language), hold, approvers,
-			dash(p.Guard), p.UpdatedAt.Local().Format(time.DateTime), p.Note)
+			dash(p.Guard), link, p.UpdatedAt.Local().Format(time.DateTime), p.Note)
 	}
 	tw.Flush()
 	d := pc.Defaults
 	fmt.Fprintf(w, "\n- comes from a less specific rule, then the configuration: action encrypt, password to recipient, "+
-		"delay %s, zip %s, names %s, language %s, hold %s, approvers none, guard hold.\n", shortDuration(d.Delay), d.ZipMethod,
-		d.FilenameEncoding, d.Language, shortDuration(d.Hold))
+		"delay %s, zip %s, names %s, language %s, hold %s, approvers none, guard hold, link %s.\n", shortDuration(d.Delay), d.ZipMethod,
+		d.FilenameEncoding, d.Language, shortDuration(d.Hold), linkText(d.LinkExpiry, d.MaxDownloads, d.LinkAuth))
 	if len(pc.LocalDomains) == 0 {
 		fmt.Fprintln(w, "policy.local_domains is empty: every sender counts as local, no recipient as internal.")
 	} else {
@@ -291,6 +320,31 @@ func listPolicies(ctx context.Context, w io.Writer, st store.Store, pc policy.Co
 			strings.Join(pc.LocalDomains, ", "))
 	}
 	return nil
+}
+
+// linkColumn shows a rule's link fields: expiry/downloads/auth, "-" for
+// each left unset.
+func linkColumn(p policy.Policy) string {
+	if p.LinkExpiry == nil && p.MaxDownloads == nil && p.LinkAuth == "" {
+		return "-"
+	}
+	exp, n := "-", "-"
+	if p.LinkExpiry != nil {
+		exp = shortDuration(*p.LinkExpiry)
+	}
+	if p.MaxDownloads != nil {
+		n = strconv.Itoa(*p.MaxDownloads)
+	}
+	return exp + "/" + n + "/" + dash(p.LinkAuth)
+}
+
+// linkText says what a link's settings mean, for people.
+func linkText(expiry time.Duration, max int, auth string) string {
+	n := "no download limit"
+	if max > 0 {
+		n = fmt.Sprintf("%d downloads", max)
+	}
+	return fmt.Sprintf("%s, %s, %s", shortDuration(expiry), n, auth)
 }
 
 func dash(s string) string {
@@ -350,13 +404,26 @@ func writeSettings(w io.Writer, g policy.Group) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  action\t%s\t%s\n", s.Action, from("action"))
-	if s.Action == policy.Encrypt {
+	if s.Action == policy.Link {
+		fmt.Fprintf(tw, "  link expiry\t%s\t%s\n", shortDuration(s.LinkExpiry), from("link_expiry"))
+		n := "no limit"
+		if s.MaxDownloads > 0 {
+			n = strconv.Itoa(s.MaxDownloads)
+		}
+		fmt.Fprintf(tw, "  max downloads\t%s\t%s\n", n, from("max_downloads"))
+		fmt.Fprintf(tw, "  link opens with\t%s\t%s\n", s.LinkAuth, from("link_auth"))
+	}
+	if s.Action == policy.Encrypt || s.Action == policy.Link && s.LinkAuth == policy.AuthPassword {
 		fmt.Fprintf(tw, "  password to\t%s\t%s\n", s.PasswordTo, from("password_to"))
 		if s.PasswordTo != policy.Manual {
 			fmt.Fprintf(tw, "  delay\t%s\t%s\n", shortDuration(s.Delay), from("delay"))
 		}
+	}
+	if s.Action == policy.Encrypt {
 		fmt.Fprintf(tw, "  zip method\t%s\t%s\n", s.ZipMethod, from("zip_method"))
 		fmt.Fprintf(tw, "  file names\t%s\t%s\n", s.FilenameEncoding, from("filename_encoding"))
+	}
+	if s.Action == policy.Encrypt || s.Action == policy.Link {
 		fmt.Fprintf(tw, "  language\t%s\t%s\n", s.Language, from("language"))
 	}
 	if s.Action != policy.Reject {
@@ -394,7 +461,7 @@ func testPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Conf
 			fmt.Fprintf(w, "  decided by rule %s\n", g.Rule)
 			writeSettings(w, g)
 			if g.Settings.Action != policy.Pass {
-				fmt.Fprintln(w, "  (only mail with attachments is zipped or refused; other mail passes as sent)")
+				fmt.Fprintln(w, "  (only mail with attachments is zipped, linked or refused; other mail passes as sent)")
 			}
 		}
 	}

@@ -182,3 +182,45 @@ func TestPolicyHoldApproversGuard(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyLinkFlags(t *testing.T) {
+	data := storeDir(t)
+	code, out, errOut := runCLI("policy", "set", "partner.example", "-action", "link", "-link-expiry", "7d",
+		"-max-downloads", "5", "-data", data)
+	if code != 0 {
+		t.Fatalf("set: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{"action link rule partner.example", "link expiry 168h rule partner.example",
+		"max downloads 5 rule partner.example", "link opens with password configuration", "password to recipient"} {
+		if !strings.Contains(squash(out), want) {
+			t.Errorf("%q missing from:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "zip method") {
+		t.Errorf("a link rule shows zip settings:\n%s", out)
+	}
+	// otp: no password mail, so no password recipient nor delay shown.
+	if code, out, errOut = runCLI("policy", "set", "partner.example", "-link-auth", "otp", "-data", data); code != 0 {
+		t.Fatalf("set otp: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(squash(out), "link opens with otp rule partner.example") || strings.Contains(out, "password to") {
+		t.Errorf("otp:\n%s", out)
+	}
+	code, _, errOut = runCLI("policy", "set", "partner.example", "-link-expiry", "soon", "-max-downloads", "-1",
+		"-link-auth", "sms", "-data", data)
+	if code != 1 || !strings.Contains(errOut, `link_expiry: "soon"`) || !strings.Contains(errOut, "max_downloads: -1") ||
+		!strings.Contains(errOut, `link_auth: "sms"`) {
+		t.Errorf("bad values: exit %d, %q", code, errOut)
+	}
+	if _, out, _ = runCLI("policy", "list", "-data", data); !strings.Contains(out, "168h/5/otp") {
+		t.Errorf("list:\n%s", out)
+	}
+	// "default" unsets: the configuration's 7 days, no limit.
+	if code, out, errOut = runCLI("policy", "set", "partner.example", "-link-expiry", "default", "-max-downloads", "default",
+		"-data", data); code != 0 {
+		t.Fatalf("unset: %d %s", code, errOut)
+	}
+	if s := squash(out); !strings.Contains(s, "link expiry 168h configuration") || !strings.Contains(s, "max downloads no limit configuration") {
+		t.Errorf("unset:\n%s", out)
+	}
+}

@@ -110,7 +110,7 @@ func rewriteCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if n == 0 {
 		n = 1
 		for i, c := range p.Copies {
-			if c.Action == policy.Encrypt {
+			if c.Action != policy.Pass {
 				n = i + 1
 				break
 			}
@@ -196,15 +196,24 @@ func describePreview(w io.Writer, env *relay.Envelope, p *gateway.Preview) {
 		fmt.Fprintf(w, "passes as sent: %s\n", p.Reason)
 	}
 	for i, c := range p.Copies {
-		if c.Action != policy.Encrypt {
+		s := c.Settings
+		switch c.Action {
+		case policy.Encrypt:
+			fmt.Fprintf(w, "copy %d: zipped for %s: %s (%s, names %s, notice %s)\n", i+1, strings.Join(c.Rcpts, ", "),
+				c.ZipName, s.ZipMethod, s.FilenameEncoding, s.Language)
+		case policy.Link:
+			fmt.Fprintf(w, "copy %d: a download link for %s (%s; notice %s; files not kept by this preview)\n", i+1,
+				strings.Join(c.Rcpts, ", "), linkText(s.LinkExpiry, s.MaxDownloads, s.LinkAuth), s.Language)
+		default:
 			fmt.Fprintf(w, "copy %d: the original, to %s\n", i+1, strings.Join(c.Rcpts, ", "))
 			continue
 		}
-		s := c.Settings
-		fmt.Fprintf(w, "copy %d: zipped for %s: %s (%s, names %s, notice %s)\n", i+1, strings.Join(c.Rcpts, ", "),
-			c.ZipName, s.ZipMethod, s.FilenameEncoding, s.Language)
 		for _, f := range c.Files {
 			fmt.Fprintf(w, "  %s  %d bytes\n", f.Name, f.Size)
+		}
+		if s.LinkAuth == policy.AuthOTP {
+			fmt.Fprintln(w, "  no password mail: the page mails a one-time code to the recipient who asks")
+			continue
 		}
 		to := "the recipients"
 		switch s.PasswordTo {

@@ -44,6 +44,31 @@ type Config struct {
 	Web      Web      `toml:"web"`
 	DKIM     DKIM     `toml:"dkim"`
 	Policy   Policy   `toml:"policy"`
+	Links    Links    `toml:"links"`
+}
+
+// Links are the download links of the policy action link: the files stay
+// on the gateway (data_dir/links, encrypted) and the recipients fetch them
+// from /d/{token} on the web listener, which must then be reachable from
+// the Internet through an HTTPS proxy at web.base_url.
+type Links struct {
+	// Expiry is how long a link works when its rule sets no link_expiry
+	// ("7d", "36h").
+	Expiry Duration `toml:"expiry"`
+	// MaxDownloads ends a link after this many downloads (each file or
+	// the whole zip counts one) when its rule sets none; 0: no limit.
+	MaxDownloads int `toml:"max_downloads"`
+	// Auth is what opens a link when its rule sets no link_auth:
+	// "password" (mailed like a zip's) or "otp" (a code mailed to the
+	// recipient on request).
+	Auth string `toml:"auth"`
+	// NotifyFirstDownload mails the sender when a link is first used.
+	NotifyFirstDownload bool `toml:"notify_first_download"`
+	// TrustedProxies may say who the client is (X-Forwarded-For): the
+	// reverse proxy in front of the web listener. Without it the client
+	// address is the connection's, and every recipient behind the proxy
+	// would share one rate limit.
+	TrustedProxies []string `toml:"trusted_proxies"`
 }
 
 // Policy says whose mail zipgate processes. The per-domain rules live in
@@ -243,6 +268,8 @@ func Defaults() Config {
 		},
 		Web:    Web{Listen: "127.0.0.1:8025", BaseURL: "http://127.0.0.1:8025"},
 		Policy: Policy{LocalDomains: []string{}, ApprovalTimeout: Duration(24 * time.Hour), HoldMaxBytes: 5 << 30},
+		Links: Links{Expiry: Duration(7 * 24 * time.Hour), Auth: "password", NotifyFirstDownload: true,
+			TrustedProxies: []string{}},
 	}
 }
 
@@ -383,6 +410,20 @@ func (c Config) problems() []string {
 	}
 	if c.Policy.HoldMaxBytes <= 0 {
 		p.add("policy.hold_max_bytes: must be greater than 0")
+	}
+	if c.Links.Expiry.D() < time.Minute || c.Links.Expiry.D() > policy.MaxLinkExpiry {
+		p.add("links.expiry: %s is not between 1m and %s", c.Links.Expiry.D(), policy.MaxLinkExpiry)
+	}
+	if c.Links.MaxDownloads < 0 {
+		p.add("links.max_downloads: must not be negative (0: no limit)")
+	}
+	if c.Links.Auth != policy.AuthPassword && c.Links.Auth != policy.AuthOTP {
+		p.add("links.auth: %q is not password or otp", c.Links.Auth)
+	}
+	for _, n := range c.Links.TrustedProxies {
+		if _, err := ParseNetwork(n); err != nil {
+			p.add("links.trusted_proxies: %v", err)
+		}
 	}
 	if c.Notice.TemplateDir != "" {
 		if st, err := os.Stat(c.Notice.TemplateDir); err != nil || !st.IsDir() {
@@ -570,6 +611,7 @@ func (c Config) PolicyConfig() policy.Config {
 	return policy.Config{LocalDomains: local, MaxVisibleExternal: c.Policy.MaxVisibleExternal, Defaults: policy.Defaults{
 		Delay: c.Release.Delay.D(), ZipMethod: c.Zip.Method,
 		FilenameEncoding: c.Zip.FilenameEncoding, Language: c.Notice.Language, Hold: c.Policy.Hold.D(),
+		LinkExpiry: c.Links.Expiry.D(), MaxDownloads: c.Links.MaxDownloads, LinkAuth: c.Links.Auth,
 	}}
 }
 
@@ -588,9 +630,9 @@ func (c Config) DBFile() string { return filepath.Join(c.DataDir, "zipgate.db") 
 type Duration time.Duration
 
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	v, err := policy.ParseDuration(string(b)) // also days: "7d"
 	if err != nil {
-		return fmt.Errorf("%q is not a duration; write it like \"30s\", \"10m\" or \"2h\"", b)
+		return fmt.Errorf("%q is not a duration; write it like \"30s\", \"10m\", \"2h\" or \"7d\"", b)
 	}
 	*d = Duration(v)
 	return nil

@@ -84,7 +84,7 @@ var badConfigs = []struct {
 	want       []string // each must appear in the report
 }{
 	{"duration in words", "[release]\ndelay = \"10 minutes\"\n",
-		[]string{`release.delay: "10 minutes" is not a duration; write it like "30s", "10m" or "2h"`}},
+		[]string{`release.delay: "10 minutes" is not a duration; write it like "30s", "10m", "2h" or "7d"`}},
 	{"duration as a number", "[relay]\ntimeout = 300\n",
 		[]string{`relay.timeout: want a duration such as "30s", "10m" or "2h", found a whole number`}},
 	{"string for a number", "[smtp]\nmax_recipients = \"1000\"\n",

@@ -24,16 +24,19 @@ import (
 )
 
 // copy is one version of the message and the recipients it goes to: the
-// original for the internal and pass groups, or a zipped copy for the
-// encrypt groups that share one set of zip settings.
+// original for the internal and pass groups, a zipped copy for the
+// encrypt groups that share one set of zip settings, or a linked copy
+// (link.go) for the link groups that share their settings.
 type outgoing struct {
-	action   policy.Action // Pass or Encrypt
+	action   policy.Action // Pass, Encrypt or Link
 	settings policy.Settings
 	groups   []policy.Group
 	env      *relay.Envelope // the sender and this copy's recipients
 
-	job     *store.Job // Encrypt: the release job of its password
-	reused  bool       // the job was left by an earlier try
+	job     *store.Job // Encrypt, Link: the release job of its password
+	link    *store.Link
+	cleanup func() // when done with the copy
+	reused  bool   // the job was left by an earlier try
 	out     *spool.File
 	entries []zipper.Entry
 
@@ -49,6 +52,9 @@ func (c *outgoing) addrs() []string { return c.env.Addrs() }
 func (c *outgoing) close() {
 	if c.out != nil {
 		c.out.Close()
+	}
+	if c.cleanup != nil {
+		c.cleanup()
 	}
 }
 
@@ -96,10 +102,10 @@ func (g *Gateway) prepare(m *store.Message, rec *record, env *relay.Envelope, de
 				orig = original(env, nil)
 			}
 			orig.add(env, gr)
-		case policy.Encrypt:
+		case policy.Encrypt, policy.Link:
 			c := bySettings[gr.Settings]
 			if c == nil {
-				c = &outgoing{action: policy.Encrypt, settings: gr.Settings, env: &relay.Envelope{From: env.From, MailOpts: env.MailOpts}}
+				c = &outgoing{action: gr.Settings.Action, settings: gr.Settings, env: &relay.Envelope{From: env.From, MailOpts: env.MailOpts}}
 				bySettings[gr.Settings] = c
 				zipped = append(zipped, c)
 			}
@@ -112,7 +118,11 @@ func (g *Gateway) prepare(m *store.Message, rec *record, env *relay.Envelope, de
 	}
 	copies = append(copies, zipped...)
 	for i, c := range zipped {
-		if err := g.zip(c, m, pl, prior, i, now); err != nil {
+		fill := g.zip
+		if c.action == policy.Link {
+			fill = g.link
+		}
+		if err := fill(c, m, pl, prior, i, now); err != nil {
 			return copies, err
 		}
 		if rec.entries == nil {
@@ -128,7 +138,7 @@ func (g *Gateway) prepare(m *store.Message, rec *record, env *relay.Envelope, de
 // body, and its release job.
 func (g *Gateway) zip(c *outgoing, m *store.Message, pl *rewrite.Plan, prior *store.Prior, n int, now time.Time) error {
 	for _, j := range prior.Pending {
-		if sameSet(j.Rcpts, c.addrs()) {
+		if sameSet(j.Rcpts, c.addrs()) && prior.Links[j.ID] == nil { // a link's job is not a zip's
 			c.job, c.reused = j, true
 			break
 		}
@@ -219,9 +229,10 @@ func (g *Gateway) zip(c *outgoing, m *store.Message, pl *rewrite.Plan, prior *st
 }
 
 // due is when the password of a copy that leaves at now goes: after the
-// delay, or never until Release now (manual).
+// delay, or never until Release now (manual), or never (a link opened by
+// one-time codes).
 func (c *outgoing) due(now time.Time) time.Time {
-	if c.settings.PasswordTo == policy.Manual {
+	if c.settings.PasswordTo == policy.Manual || c.settings.LinkAuth == policy.AuthOTP {
 		return time.Time{}
 	}
 	return now.Add(c.settings.Delay)
@@ -248,7 +259,7 @@ func (c *outgoing) send(ctx context.Context, g *Gateway, m *store.Message, msg *
 	if c.out != nil {
 		open = func() io.Reader { return c.out.Reader() }
 	}
-	rm := &relay.Message{Env: c.env, Open: open, Sign: c.action == policy.Encrypt,
+	rm := &relay.Message{Env: c.env, Open: open, Sign: c.action != policy.Pass,
 		Accepted: func() {
 			c.accepted = true
 			now := g.Now()

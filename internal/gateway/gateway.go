@@ -49,6 +49,8 @@ type Gateway struct {
 
 	// Holding keeps messages back before they leave (set by the caller).
 	Holding Holding
+	// Linking keeps the files of download links (set by the caller).
+	Linking Linking
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -206,7 +208,7 @@ func (g *Gateway) copies(m *store.Message, rec *record, env *relay.Envelope, dec
 		rec.action = "reject"
 		return nil, guardRefusal(dec)
 	}
-	if !dec.Has(policy.Encrypt) && !dec.Has(policy.Reject) {
+	if !dec.TakesFiles() && !dec.Has(policy.Reject) {
 		// Nothing to look into: the body is not parsed.
 		rec.action, rec.reason = "pass", passReason(dec)
 		return []*outgoing{original(env, dec.Groups)}, nil
@@ -225,6 +227,9 @@ func (g *Gateway) copies(m *store.Message, rec *record, env *relay.Envelope, dec
 		return nil, rejection(dec)
 	}
 	rec.action = "encrypt"
+	if !dec.Has(policy.Encrypt) {
+		rec.action = "link"
+	}
 	return g.prepare(m, rec, env, dec, pl, prior, now)
 }
 

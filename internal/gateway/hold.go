@@ -57,7 +57,7 @@ func (g *Gateway) hold(ctx context.Context, m *store.Message, rec *record, env *
 	// The file names for the pages; and what would be refused anyway.
 	pl, err := rewrite.Analyze(msg, msg.Size(), g.limits, g.tempDir)
 	switch {
-	case err != nil && (dec.Has(policy.Encrypt) || dec.Has(policy.Reject)):
+	case err != nil && (dec.TakesFiles() || dec.Has(policy.Reject)):
 		return refuseUnparsable(err)
 	case err == nil && pl.Files > 0 && dec.Has(policy.Reject):
 		return rejection(dec)

@@ -67,7 +67,8 @@ func groupAttrs(g policy.Group, c *outgoing) map[string]any {
 	if c.accepted {
 		a["record_ms"] = float64(c.recorded.Microseconds()) / 1000
 	}
-	if c.action == policy.Encrypt {
+	linkAttrs(c, a)
+	if c.action == policy.Encrypt || c.action == policy.Link {
 		a["zip_method"], a["filename_encoding"] = c.settings.ZipMethod, c.settings.FilenameEncoding
 		a["password_to"], a["language"] = string(c.settings.PasswordTo), c.settings.Language
 		if c.job != nil {

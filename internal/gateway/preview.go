@@ -28,7 +28,7 @@ type Preview struct {
 
 // PreviewCopy is one copy the message would leave as.
 type PreviewCopy struct {
-	Action   policy.Action // Pass: the original; Encrypt: a zipped copy
+	Action   policy.Action // Pass: the original; Encrypt: a zipped copy; Link: a linked copy
 	Groups   []policy.Group
 	Rcpts    []string
 	Settings policy.Settings // of a zipped copy
@@ -49,6 +49,7 @@ func (p *Preview) Close() {
 // Preview runs the message through the decision with rules, and makes
 // its copies. A refusal is not an error: it is in Refusal.
 func (g *Gateway) Preview(env *relay.Envelope, msg *spool.File, rules []policy.Policy) (*Preview, error) {
+	g = g.previewing()
 	rec := &record{env: env}
 	m := &store.Message{ID: newID(), Sender: env.From, Rcpts: env.Addrs(), Size: msg.Size()}
 	hdr, _ := rewrite.TopHeader(msg, msg.Size(), g.limits)

@@ -40,11 +40,22 @@ const (
 	Held            = "held.txt"
 	ApprovalRequest = "approval_request.txt"
 	HeldOutcome     = "held_outcome.txt"
-	body            = "body.txt"
+	// Download links: the password of the page (to the recipients, or to
+	// the sender), the sender's notice when the mail left, the one-time
+	// code to a recipient, and the sender's notices of the first download
+	// and of a lock.
+	PasswordLink       = "password_link.txt"
+	PasswordLinkSender = "password_link_sender.txt"
+	SenderLink         = "sender_link.txt"
+	LinkCode           = "link_code.txt"
+	LinkDownloaded     = "link_downloaded.txt"
+	LinkLocked         = "link_locked.txt"
+	body               = "body.txt"
+	bodyLink           = "body_link.txt"
 )
 
 var mailTemplates = []string{Password, PasswordSender, SenderScheduled, SenderReleased, SenderCanceled, SenderFailed,
-	Held, ApprovalRequest, HeldOutcome}
+	Held, ApprovalRequest, HeldOutcome, PasswordLink, PasswordLinkSender, SenderLink, LinkCode, LinkDownloaded, LinkLocked}
 
 // MailTemplates are the names of the mail templates.
 func MailTemplates() []string { return append([]string(nil), mailTemplates...) }
@@ -86,6 +97,13 @@ type BodyData struct {
 	Files   []File
 	// PasswordTo is "recipient", "sender" or "manual" (policy.PasswordTo).
 	PasswordTo string
+	// A download link's notice (body_link.txt): the page, until when it
+	// opens, how many downloads it allows (0: no limit), and what opens
+	// it ("password" or "otp").
+	Link         string
+	Expires      time.Time
+	MaxDownloads int
+	Auth         string
 	lang
 }
 
@@ -117,6 +135,13 @@ type Data struct {
 	Visible   int       // outside addresses in To and Cc
 	Outcome   string    // sent, canceled, rejected, expired, failed
 	By        string    // who canceled or rejected it
+
+	// Download links: what opens the page ("password", "otp"), the code
+	// (link_code.txt; Expires is its end), and who downloaded what first.
+	Auth   string
+	Code   string
+	Client string
+	Item   string
 	lang
 }
 
@@ -164,7 +189,7 @@ func Load(o Options) (*Templates, error) {
 	if t.language == "" {
 		t.language = Both
 	}
-	for _, name := range append([]string{body}, mailTemplates...) {
+	for _, name := range append([]string{body, bodyLink}, mailTemplates...) {
 		text, err := fs.ReadFile(builtin, "templates/"+name)
 		if err != nil {
 			return nil, err
@@ -201,6 +226,22 @@ func (t *Templates) Body(d BodyData) (string, error) {
 	var b strings.Builder
 	if err := t.t[body].Execute(&b, d); err != nil {
 		return "", fmt.Errorf("notice template: %w", err)
+	}
+	return b.String(), nil
+}
+
+// BodyLink renders the notice added to the body of a copy whose files
+// stay behind a download link.
+func (t *Templates) BodyLink(d BodyData) (string, error) {
+	if d.lang == "" {
+		d.lang = lang(t.language)
+	}
+	if d.PasswordTo == "" {
+		d.PasswordTo = "recipient"
+	}
+	var b strings.Builder
+	if err := t.t[bodyLink].Execute(&b, d); err != nil {
+		return "", fmt.Errorf("link notice template: %w", err)
 	}
 	return b.String(), nil
 }

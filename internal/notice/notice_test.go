@@ -243,3 +243,53 @@ func TestPasswordToSenderAndManual(t *testing.T) {
 		t.Errorf("body notice for password_to sender: %q, %v", body, err)
 	}
 }
+
+func TestDownloadLinkTexts(t *testing.T) {
+	tm, err := Load(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	until := time.Date(2026, 12, 4, 15, 4, 0, 0, jst)
+	bd := BodyData{Link: "https://zipgate.example.jp/d/TOKEN", Expires: until, MaxDownloads: 5,
+		Files: []File{{"見積書.pdf", 2048}}, Auth: "password"}
+	text, err := tm.BodyLink(bd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"https://zipgate.example.jp/d/TOKEN", "2026-12-04 15:04 JST まで", "5 回まで",
+		"パスワードは別のメール", "password follows in a separate mail", "見積書.pdf (2.0 KB)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("%q missing from:\n%s", want, text)
+		}
+	}
+	bd.Auth, bd.MaxDownloads = "otp", 0
+	bd.SetLanguage(English)
+	if text, _ = tm.BodyLink(bd); !strings.Contains(text, `press "Send me a code"`) || strings.Contains(text, "password") ||
+		strings.Contains(text, "downloads at most") || strings.Contains(text, "ページ") {
+		t.Errorf("otp, English:\n%s", text)
+	}
+	raw, err := tm.Mail(LinkCode, Header{ID: "x", Hostname: "gw", From: "a@b", To: "c@d", Subject: "code", Kind: "code",
+		Date: until}, Data{Subject: "見積書", Code: "493817", Expires: until})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, body := read(t, raw); !strings.Contains(body, "確認コード: 493817") || !strings.Contains(body, "Code: 493817") ||
+		!strings.Contains(body, "15:04 JST") {
+		t.Errorf("code mail:\n%s", body)
+	}
+	for _, name := range []string{PasswordLink, PasswordLinkSender, SenderLink, LinkDownloaded, LinkLocked} {
+		raw, err := tm.Mail(name, Header{ID: "x", Hostname: "gw", Kind: "notice", Date: until},
+			Data{Subject: "見積書", Password: "Pw3xample", Sent: until, Due: until, Expires: until, When: until,
+				Link: "https://gw/s/T", Client: "192.0.2.7", Item: "見積書.pdf", Rcpts: []string{"hanako@example.com"}})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, _, body := read(t, raw)
+		if name == PasswordLink && (!strings.Contains(body, "ダウンロードページのパスワード") || !strings.Contains(body, "Password: Pw3xample")) {
+			t.Errorf("%s:\n%s", name, body)
+		}
+		if name == LinkDownloaded && (!strings.Contains(body, "192.0.2.7") || !strings.Contains(body, "見積書.pdf")) {
+			t.Errorf("%s:\n%s", name, body)
+		}
+	}
+}

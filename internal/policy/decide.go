@@ -72,6 +72,10 @@ func (d Decision) Waits() bool {
 	return d.Hold > 0 || len(d.Approvals) > 0 || d.Guard == GuardHold
 }
 
+// TakesFiles reports whether some group's copy has its attachments
+// taken out: into a zip (Encrypt) or onto the gateway (Link).
+func (d Decision) TakesFiles() bool { return d.Has(Encrypt) || d.Has(Link) }
+
 // Has reports whether some group gets action a.
 func (d Decision) Has(a Action) bool {
 	for _, g := range d.Groups {
@@ -195,12 +199,43 @@ func Resolve(chain []Policy, def Defaults) Group {
 	}, func() { s.Approvers = "" })
 	pick("guard", func(p Policy) bool { s.Guard = p.Guard; return p.Guard != "" },
 		func() { s.Guard = GuardHold })
-	if s.Action != Encrypt {
-		// The zip fields mean nothing here; equal settings keep one group
-		// per rule and action.
+	pick("link_expiry", func(p Policy) bool {
+		if p.LinkExpiry != nil {
+			s.LinkExpiry = *p.LinkExpiry
+		}
+		return p.LinkExpiry != nil
+	}, func() { s.LinkExpiry = def.LinkExpiry })
+	pick("max_downloads", func(p Policy) bool {
+		if p.MaxDownloads != nil {
+			s.MaxDownloads = *p.MaxDownloads
+		}
+		return p.MaxDownloads != nil
+	}, func() { s.MaxDownloads = def.MaxDownloads })
+	pick("link_auth", func(p Policy) bool { s.LinkAuth = p.LinkAuth; return p.LinkAuth != "" },
+		func() { s.LinkAuth = orAuth(def.LinkAuth) })
+	// Fields that mean nothing for the action are cleared: equal settings
+	// keep one group per rule and action.
+	switch s.Action {
+	case Encrypt:
+		s.LinkExpiry, s.MaxDownloads, s.LinkAuth = 0, 0, ""
+	case Link:
+		// No zip leaves; the one the page makes is AES-256 with UTF-8 names.
+		s.ZipMethod, s.FilenameEncoding = "", ""
+		if s.LinkAuth == AuthOTP {
+			// No password mail: nobody to send it to, no delay.
+			s.PasswordTo, s.Delay = "", 0
+		}
+	default:
 		*s = Settings{Action: s.Action, Hold: s.Hold, Approvers: s.Approvers, Guard: s.Guard}
 	}
 	return g
+}
+
+func orAuth(a string) string {
+	if a == "" {
+		return AuthPassword
+	}
+	return a
 }
 
 // approverKey is a set of addresses as Settings keeps it.

@@ -21,6 +21,19 @@ const (
 	Pass Action = "pass"
 	// Reject: mail with attachments is refused (5.7.1).
 	Reject Action = "reject"
+	// Link: attachments stay on the gateway, encrypted; the message
+	// carries a link to a download page that the password (or a code
+	// mailed on request) opens, until it expires or is taken back.
+	Link Action = "link"
+)
+
+// How a download link's page is opened (Settings.LinkAuth).
+const (
+	// AuthPassword: the password, mailed like a zip's.
+	AuthPassword = "password"
+	// AuthOTP: a one-time code the page mails to a recipient of the link
+	// on request; no password mail goes.
+	AuthOTP = "otp"
 )
 
 // PasswordTo says who gets the password mail, and when.
@@ -37,14 +50,19 @@ const (
 
 // Values every field takes; the CLI, the store and validation use them.
 var (
-	Actions            = []string{string(Encrypt), string(Pass), string(Reject)}
-	PasswordTos        = []string{string(ToRecipient), string(ToSender), string(Manual)}
-	ZipMethods         = []string{"aes256", "zipcrypto"}
-	FilenameEncodings  = []string{"utf-8", "cp932"}
-	Languages          = []string{"ja", "en", "ja+en"}
-	Guards             = []string{GuardHold, GuardReject}
-	maxNoteLength      = 1000
-	maxDelay           = 30 * 24 * time.Hour
+	Actions           = []string{string(Encrypt), string(Pass), string(Reject), string(Link)}
+	LinkAuths         = []string{AuthPassword, AuthOTP}
+	PasswordTos       = []string{string(ToRecipient), string(ToSender), string(Manual)}
+	ZipMethods        = []string{"aes256", "zipcrypto"}
+	FilenameEncodings = []string{"utf-8", "cp932"}
+	Languages         = []string{"ja", "en", "ja+en"}
+	Guards            = []string{GuardHold, GuardReject}
+	maxNoteLength     = 1000
+	maxDelay          = 30 * 24 * time.Hour
+	// MaxLinkExpiry bounds link_expiry; the files go at release.retention
+	// at the latest anyway.
+	MaxLinkExpiry      = 365 * 24 * time.Hour
+	maxMaxDownloads    = 100000
 	errPatternTemplate = "%q is not a domain, *.domain or *"
 )
 
@@ -69,9 +87,16 @@ type Policy struct {
 	Approvers []string `json:"approvers,omitempty"`
 	// Guard is what a message that shows too many outside addresses in
 	// To and Cc gets: GuardHold (default) or GuardReject.
-	Guard     string    `json:"guard,omitempty"`
-	Note      string    `json:"note,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Guard string `json:"guard,omitempty"`
+	// LinkExpiry, MaxDownloads and LinkAuth shape the download link of
+	// the action link: how long it works (nil: [links] expiry), how many
+	// downloads it allows (nil: [links] max_downloads; 0: no limit), and
+	// what opens it (password or otp; "": [links] auth).
+	LinkExpiry   *time.Duration `json:"link_expiry,omitempty"`
+	MaxDownloads *int           `json:"max_downloads,omitempty"`
+	LinkAuth     string         `json:"link_auth,omitempty"`
+	Note         string         `json:"note,omitempty"`
+	UpdatedAt    time.Time      `json:"updated_at"`
 }
 
 // What the To/Cc guard does to a message over [policy] max_visible_external.
@@ -98,6 +123,13 @@ func (p *Policy) Validate() error {
 	check("filename_encoding", p.FilenameEncoding, FilenameEncodings)
 	check("language", p.Language, Languages)
 	check("guard", p.Guard, Guards)
+	check("link_auth", p.LinkAuth, LinkAuths)
+	if p.LinkExpiry != nil && (*p.LinkExpiry < time.Minute || *p.LinkExpiry > MaxLinkExpiry) {
+		bad = append(bad, fmt.Sprintf("link_expiry: %s is not between 1m and %s", *p.LinkExpiry, MaxLinkExpiry))
+	}
+	if p.MaxDownloads != nil && (*p.MaxDownloads < 0 || *p.MaxDownloads > maxMaxDownloads) {
+		bad = append(bad, fmt.Sprintf("max_downloads: %d is not between 0 (no limit) and %d", *p.MaxDownloads, maxMaxDownloads))
+	}
 	if p.Delay != nil && (*p.Delay < 0 || *p.Delay > maxDelay) {
 		bad = append(bad, fmt.Sprintf("delay: %s is not between 0s and %s", *p.Delay, maxDelay))
 	}
@@ -151,6 +183,10 @@ type Settings struct {
 	// keeps Settings comparable, so equal settings make one group.
 	Approvers string
 	Guard     string
+	// The download link (Action Link only).
+	LinkExpiry   time.Duration
+	MaxDownloads int // 0: no limit
+	LinkAuth     string
 }
 
 // ApproverList is Settings.Approvers as a list.
@@ -168,4 +204,29 @@ type Defaults struct {
 	FilenameEncoding string        // zip.filename_encoding
 	Language         string        // notice.language
 	Hold             time.Duration // policy.hold
+	LinkExpiry       time.Duration // links.expiry
+	MaxDownloads     int           // links.max_downloads
+	LinkAuth         string        // links.auth
+}
+
+// ParseDuration reads a duration as time.ParseDuration does, and also in
+// days ("7d", "1d12h"), which is how link expiries are thought of.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	days := time.Duration(0)
+	if i := strings.IndexByte(s, 'd'); i > 0 {
+		var n int
+		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || fmt.Sprint(n) != s[:i] || n < 0 {
+			return 0, fmt.Errorf("%q is not a duration like 7d, 36h or 90m", s)
+		}
+		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
+		if s == "" {
+			return days, nil
+		}
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration like 7d, 36h or 90m", s)
+	}
+	return days + d, nil
 }

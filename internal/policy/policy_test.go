@@ -107,7 +107,8 @@ func TestUnsetFieldsComeFromLessSpecificRulesThenConfig(t *testing.T) {
 	}
 	wantFrom := map[string]string{"action": RuleConfig, "password_to": RuleConfig, "delay": "*",
 		"zip_method": "partner.example", "filename_encoding": "partner.example", "language": "*",
-		"hold": RuleConfig, "approvers": RuleConfig, "guard": RuleConfig}
+		"hold": RuleConfig, "approvers": RuleConfig, "guard": RuleConfig,
+		"link_expiry": RuleConfig, "max_downloads": RuleConfig, "link_auth": RuleConfig}
 	if !reflect.DeepEqual(g.From, wantFrom) {
 		t.Errorf("From = %v, want %v", g.From, wantFrom)
 	}
@@ -299,6 +300,76 @@ func TestHoldApprovalsAndGuard(t *testing.T) {
 	for _, want := range []string{`approvers: "boss"`, `approvers: "a@b@"`, "hold: -1m0s", `guard: "warn"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q missing from %v", want, err)
+		}
+	}
+}
+
+func TestLinkFieldsInheritAndOnlyCountForLinks(t *testing.T) {
+	def := defaults
+	def.LinkExpiry, def.MaxDownloads, def.LinkAuth = 7*24*time.Hour, 0, AuthPassword
+	five := 5
+	rules := NewRules([]Policy{
+		{Domain: "*", MaxDownloads: &five},
+		{Domain: "partner.example", Action: Link, LinkExpiry: dur(48 * time.Hour)},
+		{Domain: "otp.example", Action: Link, LinkAuth: AuthOTP, PasswordTo: ToSender},
+	})
+	g := Resolve(rules.Chain("partner.example"), def)
+	want := Settings{Action: Link, PasswordTo: ToRecipient, Delay: 10 * time.Minute, Language: "ja+en",
+		Guard: GuardHold, LinkExpiry: 48 * time.Hour, MaxDownloads: 5, LinkAuth: AuthPassword}
+	if g.Settings != want {
+		t.Fatalf("link: got %+v, want %+v", g.Settings, want)
+	}
+	if g.From["max_downloads"] != "*" || g.From["link_expiry"] != "partner.example" || g.From["link_auth"] != RuleConfig {
+		t.Errorf("From = %v", g.From)
+	}
+	// otp: no password mail, so neither its recipient nor its delay.
+	g = Resolve(rules.Chain("otp.example"), def)
+	want = Settings{Action: Link, Language: "ja+en", Guard: GuardHold, LinkExpiry: 7 * 24 * time.Hour,
+		MaxDownloads: 5, LinkAuth: AuthOTP}
+	if g.Settings != want {
+		t.Fatalf("otp: got %+v, want %+v", g.Settings, want)
+	}
+	// encrypt keeps none of the link fields: one group with any other zip.
+	g = Resolve(rules.Chain("other.example"), def)
+	if g.Settings.LinkExpiry != 0 || g.Settings.MaxDownloads != 0 || g.Settings.LinkAuth != "" {
+		t.Errorf("encrypt carries link fields: %+v", g.Settings)
+	}
+	d := Decide(Input{Sender: "a@example.jp", Rcpts: []string{"b@partner.example", "c@other.example"}}, rules, Config{Defaults: def})
+	if !d.Has(Link) || !d.Has(Encrypt) || !d.TakesFiles() || len(d.Groups) != 2 {
+		t.Errorf("decision %+v", d)
+	}
+}
+
+func TestLinkFieldsValidate(t *testing.T) {
+	neg, huge := -1, 1000000
+	for _, p := range []Policy{
+		{Domain: "a.example", LinkAuth: "sms"},
+		{Domain: "a.example", LinkExpiry: dur(30 * time.Second)},
+		{Domain: "a.example", LinkExpiry: dur(400 * 24 * time.Hour)},
+		{Domain: "a.example", MaxDownloads: &neg},
+		{Domain: "a.example", MaxDownloads: &huge},
+	} {
+		if err := p.Validate(); err == nil {
+			t.Errorf("%+v: accepted", p)
+		}
+	}
+	zero := 0
+	ok := Policy{Domain: "a.example", Action: Link, LinkAuth: AuthOTP, LinkExpiry: dur(7 * 24 * time.Hour), MaxDownloads: &zero}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("valid link policy refused: %v", err)
+	}
+}
+
+func TestParseDurationTakesDays(t *testing.T) {
+	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "1d12h": 36 * time.Hour,
+		"90m": 90 * time.Minute, "0s": 0} {
+		if got, err := ParseDuration(in); err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"d", "7x", "-1d", "1.5d", "7dd", ""} {
+		if _, err := ParseDuration(in); err == nil {
+			t.Errorf("%q accepted", in)
 		}
 	}
 }

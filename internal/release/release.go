@@ -188,11 +188,21 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 	data := notice.Data{Subject: j.Subject, ZipName: j.ZipName, Files: files(j), Password: j.Password,
 		Sent: j.CreatedAt, Rcpts: j.Rcpts, PasswordTo: string(j.PasswordTo)}
 	data.SetLanguage(j.Language)
+	link, err := s.linkOf(ctx, j)
+	if err != nil {
+		return errors.Join(err, s.Store.MarkRetry(ctx, j.ID, now.Add(Backoff(j.Attempts)), err.Error()))
+	}
+	if link != nil {
+		name = notice.PasswordLink // the password opens the download page
+	}
 	if j.PasswordTo == policy.ToSender {
 		if j.Sender == "" {
 			return s.Store.MarkFailed(ctx, j.ID, now, "the message had no sender to send the password to")
 		}
 		name, to = notice.PasswordSender, []string{j.Sender}
+		if link != nil {
+			name = notice.PasswordLinkSender
+		}
 		h.From, h.To, h.Cc = s.noticeFrom(j), j.Sender, ""
 		data.SetLanguage("") // the sender's language, as in the other notices
 	}
@@ -234,6 +244,16 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 	return s.Store.MarkRetry(ctx, j.ID, next, fmt.Sprintf("%d %s", re.Code, re.Text))
 }
 
+// linkOf returns the download link of a linked copy's job, nil for a
+// zip's.
+func (s *Scheduler) linkOf(ctx context.Context, j *store.Job) (*store.Link, error) {
+	l, err := s.Store.GetLink(ctx, j.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	return l, err
+}
+
 // sendNotice tells the sender the message left and when the password
 // goes, with a fresh link to the sender page; only its hash is kept.
 func (s *Scheduler) sendNotice(ctx context.Context, j *store.Job, now time.Time) error {
@@ -247,7 +267,13 @@ func (s *Scheduler) sendNotice(ctx context.Context, j *store.Job, now time.Time)
 	data := s.data(j)
 	data.Link = strings.TrimRight(s.BaseURL, "/") + "/s/" + token
 	subject := "[zipgate] " + orDefault(j.Subject, j.ZipName)
-	if err := s.notify(ctx, j, notice.SenderScheduled, subject, data, now); err != nil {
+	name := notice.SenderScheduled
+	if link, err := s.linkOf(ctx, j); err != nil {
+		return err
+	} else if link != nil {
+		name, data.Expires, data.Auth = notice.SenderLink, link.ExpiresAt, link.Auth
+	}
+	if err := s.notify(ctx, j, name, subject, data, now); err != nil {
 		return err
 	}
 	return s.Store.MarkNoticeSent(ctx, j.ID)

@@ -364,3 +364,42 @@ func TestLoneCRAtTheEndOfAHeader(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Without a zip (the files stay behind a download link) the message loses
+// its attachments and gains the notice, and nothing else changes.
+func TestWithoutAZipTheAttachmentsJustGo(t *testing.T) {
+	msg := mixed("Content-Type: text/plain; charset=utf-8\r\n", "こんにちは")
+	pl, err := Analyze(strings.NewReader(msg), int64(len(msg)), testLimits, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := pl.Write(&out, Output{ID: "l1", Notice: noticeText, TempDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	if !strings.HasPrefix(s, "X-Zipgate: link; id=l1\r\n") {
+		t.Errorf("trace: %q", s[:40])
+	}
+	if strings.Contains(s, "JVBERg==") || strings.Contains(s, "application/zip") || strings.Contains(s, "x.pdf") {
+		t.Fatalf("attachment or zip left:\n%s", s)
+	}
+	m, err := message.Read(strings.NewReader(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	m.Walk(func(_ []int, e *message.Entity, _ error) error {
+		mt, _, _ := e.Header.ContentType()
+		types = append(types, mt)
+		return nil
+	})
+	if strings.Join(types, ",") != "multipart/mixed,text/plain" {
+		t.Fatalf("parts %v:\n%s", types, s)
+	}
+	// The top header is the original, byte for byte.
+	head := msg[:strings.Index(msg, "--b")+5]
+	if !strings.Contains(s, head) {
+		t.Errorf("the message before the attachment changed:\n%s", s)
+	}
+}

@@ -13,7 +13,7 @@ import (
 type Output struct {
 	ID      string    // zipgate id, in the X-Zipgate trace header
 	ZipName string    // file name of the zip part
-	Zip     io.Reader // the finished zip
+	Zip     io.Reader // the finished zip; nil: no zip part (the files are behind a download link)
 	Notice  string    // plain-text notice, UTF-8, "\n" line ends
 	TempDir string    // for spooling an HTML body while the notice goes in
 	// DropField, when set, removes top-level header fields it accepts
@@ -48,7 +48,11 @@ func (pl *Plan) Write(w io.Writer, o Output) error {
 	if len(wr.edits) == 0 {
 		wr.noticePart = true
 	}
-	if _, err := fmt.Fprintf(w, "X-Zipgate: encrypted; id=%s\r\n", o.ID); err != nil {
+	kind := "encrypted"
+	if o.Zip == nil {
+		kind = "link"
+	}
+	if _, err := fmt.Fprintf(w, "X-Zipgate: %s; id=%s\r\n", kind, o.ID); err != nil {
 		return err
 	}
 	root := pl.Root
@@ -233,8 +237,8 @@ func (wr *writer) closeIfUnclosed(p *Part) error {
 	return err
 }
 
-// addedParts writes the notice part (when needed) and the zip part, each
-// opened by a delimiter of the host multipart.
+// addedParts writes the notice part (when needed) and the zip part (when
+// there is a zip), each opened by a delimiter of the host multipart.
 func (wr *writer) addedParts(boundary string) error {
 	if wr.noticePart {
 		if _, err := fmt.Fprintf(wr.w, "\r\n--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n", boundary); err != nil {
@@ -247,6 +251,9 @@ func (wr *writer) addedParts(boundary string) error {
 		if err := enc.Close(); err != nil {
 			return err
 		}
+	}
+	if wr.out.Zip == nil {
+		return nil
 	}
 	name := wr.out.ZipName
 	ct := mime.FormatMediaType("application/zip", map[string]string{"name": name})

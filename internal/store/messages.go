@@ -54,6 +54,9 @@ type Prior struct {
 	// whether they left (a crash, no reply after the data): the retry
 	// reuses them, so one password opens whichever copy arrived.
 	Pending []*Job
+	// Links are the download links of the Pending jobs that have one, by
+	// job id: a retry carries the same link.
+	Links map[string]*Link
 }
 
 // Sync makes every commit so far durable on disk, also those written
@@ -122,7 +125,20 @@ func (s *SQLite) Prior(ctx context.Context, key []byte, rcpts []string) (*Prior,
 		}
 	}
 	p.Pending, err = s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'pending' ORDER BY id`, key)
-	return p, err
+	if err != nil {
+		return nil, err
+	}
+	p.Links = map[string]*Link{}
+	for _, j := range p.Pending {
+		l, err := s.GetLink(ctx, j.ID)
+		switch {
+		case err == nil:
+			p.Links[j.ID] = l
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		}
+	}
+	return p, nil
 }
 
 func sameSet(a, b []string) bool {
@@ -167,6 +183,11 @@ func (s *SQLite) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) erro
 	for i, j := range jobs {
 		if _, err := tx.ExecContext(ctx, insertJob, s.jobArgs(j, sealed[i])...); err != nil {
 			return fmt.Errorf("job %s: %w", j.ID, err)
+		}
+		if j.Link != nil {
+			if err := s.insertLink(ctx, tx, j.Link); err != nil {
+				return err
+			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -275,6 +296,12 @@ func (s *SQLite) deliveredBatch(ctx context.Context, batch []*deliveredReq) erro
 		// try left pending keeps its full cancel window.
 		if _, err := tx.ExecContext(ctx, `UPDATE jobs SET state = 'scheduled', due_at = ? WHERE id = ? AND state = 'pending'`,
 			ms(r.due), r.job); err != nil {
+			return err
+		}
+		// A download link opens with its copy; its token is no longer
+		// needed for a retry.
+		if _, err := tx.ExecContext(ctx, `UPDATE links SET state = 'active', token = NULL WHERE id = ? AND state = 'pending'`,
+			r.job); err != nil {
 			return err
 		}
 		var state State

@@ -12,15 +12,15 @@ import (
 )
 
 const policyColumns = `domain, action, password_to, delay_ms, zip_method, filename_encoding, language, note, updated_at,
-	hold_ms, approvers, guard`
+	hold_ms, approvers, guard, link_expiry_ms, max_downloads, link_auth`
 
 func scanPolicy(row interface{ Scan(...any) error }) (*policy.Policy, error) {
 	var p policy.Policy
-	var delay, hold sql.NullInt64
+	var delay, hold, linkExpiry, maxDownloads sql.NullInt64
 	var approvers sql.NullString
 	var updated int64
 	err := row.Scan(&p.Domain, &p.Action, &p.PasswordTo, &delay, &p.ZipMethod, &p.FilenameEncoding, &p.Language,
-		&p.Note, &updated, &hold, &approvers, &p.Guard)
+		&p.Note, &updated, &hold, &approvers, &p.Guard, &linkExpiry, &maxDownloads, &p.LinkAuth)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNoPolicy
 	}
@@ -34,6 +34,14 @@ func scanPolicy(row interface{ Scan(...any) error }) (*policy.Policy, error) {
 	if hold.Valid {
 		d := time.Duration(hold.Int64) * time.Millisecond
 		p.Hold = &d
+	}
+	if linkExpiry.Valid {
+		d := time.Duration(linkExpiry.Int64) * time.Millisecond
+		p.LinkExpiry = &d
+	}
+	if maxDownloads.Valid {
+		n := int(maxDownloads.Int64)
+		p.MaxDownloads = &n
 	}
 	if approvers.Valid {
 		p.Approvers = []string{}
@@ -87,14 +95,22 @@ func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {
 		b, _ := json.Marshal(p.Approvers)
 		approvers = sql.NullString{String: string(b), Valid: true}
 	}
-	_, err := s.exec(ctx, false, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	var linkExpiry, maxDownloads sql.NullInt64
+	if p.LinkExpiry != nil {
+		linkExpiry = sql.NullInt64{Int64: p.LinkExpiry.Milliseconds(), Valid: true}
+	}
+	if p.MaxDownloads != nil {
+		maxDownloads = sql.NullInt64{Int64: int64(*p.MaxDownloads), Valid: true}
+	}
+	_, err := s.exec(ctx, false, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
 			delay_ms = excluded.delay_ms, zip_method = excluded.zip_method,
 			filename_encoding = excluded.filename_encoding, language = excluded.language,
 			note = excluded.note, updated_at = excluded.updated_at, hold_ms = excluded.hold_ms,
-			approvers = excluded.approvers, guard = excluded.guard`,
+			approvers = excluded.approvers, guard = excluded.guard, link_expiry_ms = excluded.link_expiry_ms,
+			max_downloads = excluded.max_downloads, link_auth = excluded.link_auth`,
 		p.Domain, p.Action, p.PasswordTo, delay, p.ZipMethod, p.FilenameEncoding, p.Language, p.Note, ms(p.UpdatedAt),
-		hold, approvers, p.Guard)
+		hold, approvers, p.Guard, linkExpiry, maxDownloads, p.LinkAuth)
 	return err
 }
 

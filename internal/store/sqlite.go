@@ -151,6 +151,49 @@ var migrations = []string{
 		detail  TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX events_by_message ON events(message, seq);`,
+	// 6: download links (policy action link): the link of each linked
+	// copy, with its sealed file key and password, and the rules' fields.
+	`ALTER TABLE policies ADD COLUMN link_expiry_ms INTEGER;
+	ALTER TABLE policies ADD COLUMN max_downloads INTEGER;
+	ALTER TABLE policies ADD COLUMN link_auth TEXT NOT NULL DEFAULT '';
+	CREATE TABLE links (
+		id                TEXT PRIMARY KEY,
+		message           TEXT NOT NULL,
+		msg_key           BLOB,
+		state             TEXT NOT NULL,
+		auth              TEXT NOT NULL,
+		sender            TEXT NOT NULL,
+		rcpts             TEXT NOT NULL,
+		header_from       TEXT NOT NULL DEFAULT '',
+		subject           TEXT NOT NULL DEFAULT '',
+		message_id        TEXT NOT NULL DEFAULT '',
+		zip_name          TEXT NOT NULL DEFAULT '',
+		language          TEXT NOT NULL DEFAULT '',
+		files             TEXT NOT NULL,
+		file_key          BLOB,
+		password          BLOB,
+		token             BLOB,
+		token_hash        BLOB UNIQUE,
+		created_at        INTEGER NOT NULL,
+		expires_at        INTEGER NOT NULL,
+		max_downloads     INTEGER NOT NULL DEFAULT 0,
+		downloads         INTEGER NOT NULL DEFAULT 0,
+		failures          INTEGER NOT NULL DEFAULT 0,
+		first_download_at INTEGER NOT NULL DEFAULT 0,
+		first_notice_sent INTEGER NOT NULL DEFAULT 0,
+		ended_at          INTEGER NOT NULL DEFAULT 0,
+		ended_by          TEXT NOT NULL DEFAULT '',
+		end_notice_sent   INTEGER NOT NULL DEFAULT 0,
+		files_gone        INTEGER NOT NULL DEFAULT 0,
+		code_hash         BLOB,
+		code_to           TEXT NOT NULL DEFAULT '',
+		code_expires      INTEGER NOT NULL DEFAULT 0,
+		code_sent_at      INTEGER NOT NULL DEFAULT 0,
+		notice_attempts   INTEGER NOT NULL DEFAULT 0,
+		notice_next       INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE INDEX links_by_state ON links(state, expires_at);
+	CREATE INDEX links_by_message ON links(message);`,
 }
 
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
@@ -378,8 +421,18 @@ func (s *SQLite) Schedule(ctx context.Context, id string) error {
 }
 
 func (s *SQLite) Discard(ctx context.Context, id string) error {
-	_, err := s.exec(ctx, false, `DELETE FROM jobs WHERE id = ? AND state = 'pending'`, id)
-	return err
+	tx, done, err := s.begin(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM jobs WHERE id = ? AND state = 'pending'`, id); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE id = ? AND state = 'pending'`, id); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 func (s *SQLite) Recover(ctx context.Context) (int, error) {
@@ -478,6 +531,12 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE at < ?`, ms(before)); err != nil {
+		return 0, err
+	}
+	// Links whose files are gone; the links scheduler ends those older
+	// than the retention first and deletes their files.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM links WHERE files_gone = 1 AND ended_at > 0 AND ended_at < ?`,
+		ms(before)); err != nil {
 		return 0, err
 	}
 	return int(n), tx.Commit()

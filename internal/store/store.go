@@ -87,6 +87,11 @@ type Job struct {
 	// tried again before NoticeNext.
 	NoticeAttempts int
 	NoticeNext     time.Time
+
+	// Link is the download link of a linked copy (policy action link),
+	// written with the job by SaveMessage; Get and the lists leave it
+	// nil (GetLink reads it).
+	Link *Link
 }
 
 // Errors callers act on.
@@ -104,6 +109,7 @@ type Store interface {
 	Policies
 	Messages
 	Holds
+	Links
 	// Purge deletes finished jobs, jobs left pending and message records
 	// older than before; it returns how many jobs went.
 	Purge(ctx context.Context, before time.Time) (int, error)
@@ -116,7 +122,8 @@ type Jobs interface {
 	Create(ctx context.Context, j *Job) error
 	// Schedule moves a Pending job to Scheduled once its message left.
 	Schedule(ctx context.Context, id string) error
-	// Discard deletes a Pending job whose message did not leave.
+	// Discard deletes a Pending job whose message did not leave, and its
+	// pending download link.
 	Discard(ctx context.Context, id string) error
 	// Recover runs at start: jobs left Sending are scheduled again (the
 	// password may not have gone). Jobs left Pending stay: Postfix

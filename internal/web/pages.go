@@ -41,6 +41,11 @@ button{font:inherit;font-weight:bold;padding:.6rem 1.3rem;border-radius:6px;bord
 .cancel{background:#cf222e;border-color:#a40e26;color:#fff}
 .release{background:#f6f8fa;border-color:#c8d1da;color:#1f2328}
 .approve{background:#1a7f37;border-color:#116329;color:#fff}
+input{font:inherit;width:100%;box-sizing:border-box;padding:.45rem .6rem;border:1px solid #c8d1da;border-radius:6px;margin:0 0 .7rem}
+code{font:1.05em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#eef1f4;padding:.1rem .35rem;border-radius:4px}
+.files{padding-left:1.2rem}
+.files li{margin:0 0 .5rem;overflow-wrap:anywhere}
+.after{margin:.9rem 0 0}
 textarea{font:inherit;width:100%;box-sizing:border-box;min-height:5rem;padding:.4rem;border:1px solid #c8d1da;border-radius:6px}
 label{display:block;font-size:.9rem;color:#59636e;margin:0 0 .3rem}
 .why{margin:.6rem 0 0;padding-left:1.2rem}
@@ -84,20 +89,40 @@ a{color:#0969da}
 <p>{{.State.Ja}}</p>
 <p class="en" lang="en">{{.State.En}}</p>
 </div>
-{{if .Open}}<div class="actions">
-<form method="post" action="{{.Links.Cancel}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><button class="cancel" type="submit">送信を取り消す / Cancel</button></form>
-<form method="post" action="{{.Links.Release}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><button class="release" type="submit">今すぐ送る / Release now</button></form>
+{{with .Link}}<div class="card state {{.Class}}" id="link">
+<p>{{.State.Ja}}</p>
+<p class="en" lang="en">{{.State.En}}</p>
+{{- if .First}}
+<p class="said"><span class="label">最初のダウンロード / First download</span>{{.First}}</p>
+{{- end}}
 </div>
+{{if .Open}}<div class="actions">
+<form method="post" action="{{$.Links.Revoke}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><button class="cancel" type="submit">取り消す / Take back</button></form>
+</div>
+<p class="note">宛先を間違えた場合は「取り消す」を押してください。パスワードが送られた後でも、ファイルはダウンロードできなくなります。
+<span class="en" lang="en">If the mail went to the wrong person, press Take back: the files can no longer be downloaded, even after the password went.</span></p>
+{{end}}{{end}}{{if .Open}}<div class="actions">
+{{- if not .NoCancel}}
+<form method="post" action="{{.Links.Cancel}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><button class="cancel" type="submit">送信を取り消す / Cancel</button></form>
+{{- end}}
+{{- if not .NoRelease}}
+<form method="post" action="{{.Links.Release}}"><input type="hidden" name="csrf" value="{{.CSRF}}"><button class="release" type="submit">今すぐ送る / Release now</button></form>
+{{- end}}
+</div>
+{{- if not .NoCancel}}
 <p class="note">宛先を間違えた場合は「送信を取り消す」を押してください。パスワードは送られず、宛先の方は添付ファイルを開けません。
 <span class="en" lang="en">If the mail went to the wrong person, press Cancel: the password is not sent and the recipients cannot open the attachments.</span></p>
+{{- end}}
 {{end}}<div class="card">
 <dl>
 <dt>件名 / Subject</dt>
 <dd>{{if .Subject}}{{.Subject}}{{else}}（件名なし / no subject）{{end}}</dd>
 <dt>宛先 / Recipients</dt>
 <dd><ul>{{range .Rcpts}}<li>{{.}}</li>{{end}}</ul></dd>
+{{- if not .Link}}
 <dt>ZIP ファイル / Zip file</dt>
 <dd>{{.ZipName}}</dd>
+{{- end}}
 <dt>添付ファイル / Attachments</dt>
 <dd><ul>{{range .Files}}<li>{{.Name}} <span class="size">({{.Size}})</span></li>{{end}}</ul></dd>
 <dt>送信日時 / Mail sent</dt>

@@ -47,6 +47,9 @@ type Server struct {
 	// WakeHold tells the hold scheduler about a Send now, a cancel or an
 	// approval (nil: none).
 	WakeHold func()
+	// Links serves the recipients' pages of download links (links.go);
+	// nil: not served.
+	Links *LinkPages
 
 	st      store.Store
 	wake    func()
@@ -76,6 +79,7 @@ func New(st store.Store, wake func(), csrfKey []byte, log *slog.Logger) *Server 
 	s.mux.HandleFunc("POST /s/{token}/release", s.action(opRelease))
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.routeHeld()
+	s.routeLinks()
 	return s
 }
 
@@ -179,7 +183,7 @@ func (s *Server) lookup(w http.ResponseWriter, ctx context.Context, token string
 
 // links are the URLs the page points to, relative to where it is shown,
 // so that a path prefix stripped by a reverse proxy still works.
-type links struct{ Cancel, Release, Page string }
+type links struct{ Cancel, Release, Revoke, Page string }
 
 func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 	token := r.PathValue("token")
@@ -188,7 +192,12 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Shown at /s/{token}: actions are {token}/cancel, {token}/release.
-	s.render(w, http.StatusOK, s.view(j, token, links{Cancel: token + "/cancel", Release: token + "/release"}, nil))
+	v, err := s.view(r.Context(), j, token, links{Cancel: token + "/cancel", Release: token + "/release", Revoke: token + "/revoke"}, nil)
+	if err != nil {
+		s.fail(w, "sender page: reading the download link", err)
+		return
+	}
+	s.render(w, http.StatusOK, v)
 }
 
 type op int
@@ -214,7 +223,7 @@ func (s *Server) action(o op) http.HandlerFunc {
 			return
 		}
 		// Shown at /s/{token}/{op}: the page itself is ../{token}.
-		ln := links{Cancel: "cancel", Release: "release", Page: "../" + token}
+		ln := links{Cancel: "cancel", Release: "release", Revoke: "revoke", Page: "../" + token}
 		if !s.csrfOK(token, r.PostForm.Get("csrf")) {
 			s.simple(w, http.StatusForbidden, msgForbidden, ln.Page)
 			return
@@ -229,6 +238,12 @@ func (s *Server) action(o op) http.HandlerFunc {
 		var what string
 		if o == opCancel {
 			err, what = s.st.Cancel(ctx, j.ID, now), "canceled"
+			if _, lerr := s.st.GetLink(ctx, j.ID); lerr == nil {
+				// A link's job: canceling is taking the files back.
+				if err = s.revokeLink(ctx, j, j.Sender, "page"); errors.Is(err, store.ErrLinkEnded) {
+					err = store.ErrFinished
+				}
+			}
 		} else {
 			err, what = s.st.ReleaseNow(ctx, j.ID, now), "released now"
 		}
@@ -274,7 +289,12 @@ func (s *Server) action(o op) http.HandlerFunc {
 		} else {
 			j = cur
 		}
-		s.render(w, http.StatusConflict, s.view(j, token, ln, m))
+		v, err := s.view(ctx, j, token, ln, m)
+		if err != nil {
+			s.fail(w, "sender page: reading the download link", err)
+			return
+		}
+		s.render(w, http.StatusConflict, v)
 	}
 }
 
@@ -381,6 +401,12 @@ type jobView struct {
 	Due     string // "" once final
 	CSRF    string
 	Links   links
+	// Link is the download link of a linked copy's job (nil for a zip).
+	Link *linkStatus
+	// NoCancel hides Cancel (a link is taken back instead); NoRelease
+	// hides Release now (a link opened by one-time codes has no password
+	// mail).
+	NoCancel, NoRelease bool
 }
 
 type simpleView struct {
@@ -388,7 +414,26 @@ type simpleView struct {
 	Back string
 }
 
-func (s *Server) view(j *store.Job, token string, ln links, m *bi) *jobView {
+func (s *Server) view(ctx context.Context, j *store.Job, token string, ln links, m *bi) (*jobView, error) {
+	v := s.jobView(j, token, ln, m)
+	l, err := s.st.GetLink(ctx, j.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return v, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v.Link = s.linkStatus(l, token)
+	v.NoCancel = true
+	if l.Auth == policy.AuthOTP {
+		v.Open, v.NoRelease, v.Due = false, true, ""
+		v.State = bi{"パスワードのメールは送られません。宛先の方は、ページで自分のアドレスに届く確認コードを使って開きます。",
+			"No password mail goes: the recipients open the page with a code it mails to their own address."}
+	}
+	return v, nil
+}
+
+func (s *Server) jobView(j *store.Job, token string, ln links, m *bi) *jobView {
 	now := s.now().In(s.loc())
 	v := &jobView{Msg: m, Subject: j.Subject, Rcpts: j.Rcpts, ZipName: j.ZipName, Links: ln,
 		Sent: s.full(j.CreatedAt)}

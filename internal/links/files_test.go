@@ -1,0 +1,152 @@
+package links
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+func newFiles(t *testing.T) (*Files, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "links")
+	d, err := NewDir(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Files{Blobs: d}, path
+}
+
+func readAll(t *testing.T, f *Files, link string, n int, key []byte) ([]byte, error) {
+	t.Helper()
+	rc, err := f.Open(link, n, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func TestFilesRoundTripEverySize(t *testing.T) {
+	f, path := newFiles(t)
+	key, _ := NewKey()
+	for n, size := range []int{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 3*chunkSize + 5} {
+		plain := make([]byte, size)
+		rand.Read(plain)
+		got, sum, err := f.Put("abc123", n, key, bytes.NewReader(plain))
+		if err != nil || got != int64(size) || sum != sha256.Sum256(plain) {
+			t.Fatalf("size %d: put %d, %v", size, got, err)
+		}
+		back, err := readAll(t, f, "abc123", n, key)
+		if err != nil || !bytes.Equal(back, plain) {
+			t.Fatalf("size %d: read back %d bytes, %v", size, len(back), err)
+		}
+		// Nothing of the plain text is on disk.
+		raw, _ := os.ReadFile(filepath.Join(path, "abc123", itoa(n)))
+		if size >= 16 && bytes.Contains(raw, plain[:16]) {
+			t.Fatalf("size %d: plain text on disk", size)
+		}
+	}
+	if err := f.Remove("abc123"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(path, "abc123")); !os.IsNotExist(err) {
+		t.Fatalf("files left after Remove: %v", err)
+	}
+}
+
+func itoa(n int) string { return string(rune('0' + n)) }
+
+func TestFilesRefuseWhatWasTamperedWith(t *testing.T) {
+	f, path := newFiles(t)
+	key, _ := NewKey()
+	plain := make([]byte, 2*chunkSize+100)
+	rand.Read(plain)
+	for n := range 2 {
+		if _, _, err := f.Put("msg1", n, key, bytes.NewReader(plain)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(path, "msg1", "0")
+	orig, _ := os.ReadFile(file)
+	other, _ := NewKey()
+	if _, err := readAll(t, f, "msg1", 0, other); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("another key: %v", err)
+	}
+	chunk := 4 + saltSize + chunkSize + tagSize // the end of the first chunk
+	cases := map[string][]byte{
+		"a flipped byte":        flip(orig, 4+saltSize+100),
+		"cut at a chunk's end":  orig[:chunk],
+		"cut in a chunk":        orig[:chunk+50],
+		"chunks swapped":        append(append(append([]byte{}, orig[:4+saltSize]...), orig[chunk:2*chunk-4-saltSize]...), orig[4+saltSize:chunk]...),
+		"not a file of zipgate": []byte("hello"),
+	}
+	for name, data := range cases {
+		os.WriteFile(file, data, 0o600)
+		if _, err := readAll(t, f, "msg1", 0, key); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// File 1 moved into the place of file 0, or into another link.
+	one, _ := os.ReadFile(filepath.Join(path, "msg1", "1"))
+	os.WriteFile(file, one, 0o600)
+	if _, err := readAll(t, f, "msg1", 0, key); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("file 1 as file 0: %v", err)
+	}
+	os.MkdirAll(filepath.Join(path, "msg2"), 0o700)
+	os.WriteFile(filepath.Join(path, "msg2", "1"), one, 0o600)
+	if _, err := readAll(t, f, "msg2", 1, key); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("file of another link: %v", err)
+	}
+}
+
+func flip(b []byte, i int) []byte {
+	c := bytes.Clone(b)
+	c[i] ^= 1
+	return c
+}
+
+func TestDirRefusesIDsThatLeaveIt(t *testing.T) {
+	f, _ := newFiles(t)
+	key, _ := NewKey()
+	for _, id := range []string{"../x", "a/b", "", ".hidden", "A"} {
+		if _, _, err := f.Put(id, 0, key, bytes.NewReader(nil)); err == nil {
+			t.Errorf("%q accepted", id)
+		}
+	}
+}
+
+// Files stream through in chunks: writing and reading 64 MiB allocates
+// what 1 MiB does, never the file.
+func TestFilesStreamInBoundedMemory(t *testing.T) {
+	f, _ := newFiles(t)
+	key, _ := NewKey()
+	measure := func(size int64) uint64 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if _, _, err := f.Put("big", 0, key, io.LimitReader(zeros{}, size)); err != nil {
+			t.Fatal(err)
+		}
+		rc, _ := f.Open("big", 0, key)
+		n, err := io.Copy(io.Discard, rc)
+		rc.Close()
+		if err != nil || n != size {
+			t.Fatalf("read %d, %v", n, err)
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	small, large := measure(1<<20), measure(64<<20)
+	if large > small+1<<20 {
+		t.Errorf("allocations grow with the size: %d bytes for 1 MiB, %d for 64 MiB", small, large)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
