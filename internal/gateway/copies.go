@@ -40,6 +40,7 @@ type outgoing struct {
 	out     *spool.File
 	entries []zipper.Entry
 
+	takenBack string        // the canceled job: this copy is not sent
 	accepted  bool          // the next hop said 250
 	recordErr error         // recording that failed after the 250
 	recorded  time.Duration // from the 250 to the record: the crash window
@@ -118,6 +119,12 @@ func (g *Gateway) prepare(m *store.Message, rec *record, env *relay.Envelope, de
 	}
 	copies = append(copies, zipped...)
 	for i, c := range zipped {
+		if j := takenBack(prior, c); j != nil {
+			// Canceled (or its link taken back) while Postfix still had
+			// the message: it never leaves for these recipients.
+			c.takenBack = j.ID
+			continue
+		}
 		fill := g.zip
 		if c.action == policy.Link {
 			fill = g.link
@@ -130,6 +137,17 @@ func (g *Gateway) prepare(m *store.Message, rec *record, env *relay.Envelope, de
 		}
 	}
 	return copies, nil
+}
+
+// takenBack returns the job of an earlier try for c's recipients that
+// was canceled before its copy left, or nil.
+func takenBack(prior *store.Prior, c *outgoing) *store.Job {
+	for _, j := range prior.TakenBack {
+		if sameSet(j.Rcpts, c.addrs()) {
+			return j
+		}
+	}
+	return nil
 }
 
 // zip makes an encrypted copy: its password (the one an earlier try of
@@ -254,7 +272,14 @@ func jobID(msgID string, n int, retry bool) string {
 }
 
 // send relays the copy and records it the moment the next hop says 250.
+// A copy taken back is recorded as done without being relayed, so that
+// Postfix stops trying it.
 func (c *outgoing) send(ctx context.Context, g *Gateway, m *store.Message, msg *spool.File) {
+	if c.takenBack != "" {
+		c.accepted = true
+		c.recordErr = g.store.Delivered(context.WithoutCancel(ctx), m, c.addrs(), "", time.Time{}, g.Now())
+		return
+	}
 	open := func() io.Reader { return msg.Reader() }
 	if c.out != nil {
 		open = func() io.Reader { return c.out.Reader() }

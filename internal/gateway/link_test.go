@@ -599,6 +599,42 @@ func TestDownloadLinkAcrossRetries(t *testing.T) {
 	}
 }
 
+// An admin takes back a link whose copy is pending (the first try ended
+// without knowing): Postfix's retry does not bring it back with a fresh
+// link.
+func TestRetryAfterTakeBackDoesNotSendTheLink(t *testing.T) {
+	r := startLinks(t, localDomains)
+	setPolicy(t, r.harness, policy.Policy{Domain: "partner.example", Action: policy.Link})
+	r.hop.SetFault(mailtest.Fault{Drop: true})
+	if se := send(t, r.addr, "taro@example.co.jp", []string{"bob@partner.example"}, linkMail()); se == nil || se.Code != 451 {
+		t.Fatalf("first try: %v", se)
+	}
+	first := r.only(t)
+	if err := r.store.EndLink(context.Background(), first.ID, store.LinkRevoked, "admin",
+		store.Event{Message: first.Message, At: time.Now(), Event: links.EventRevoked, Actor: "admin", Via: "cli", Detail: first.ID}); err != nil {
+		t.Fatal(err)
+	}
+	r.hop.SetFault(mailtest.Fault{})
+	before := len(r.hop.Messages())
+	if se := send(t, r.addr, "taro@example.co.jp", []string{"bob@partner.example"}, linkMail()); se != nil {
+		t.Fatalf("retry: %v", se)
+	}
+	if n := len(r.hop.Messages()) - before; n != 0 {
+		t.Fatalf("the retry sent %d mails for a link taken back", n)
+	}
+	if l := r.only(t); l.ID != first.ID || l.State != store.LinkRevoked {
+		t.Fatalf("links after the retry: %s %s", l.ID, l.State)
+	}
+	r.release(t)
+	if pws := byKind(r.hop.Messages())["password"]; len(pws) != 0 {
+		t.Fatalf("a password went for a link taken back")
+	}
+	r.runLinks(t)
+	if n := filesOnDisk(t, r.dir); n != 0 {
+		t.Fatalf("%d files left of a link taken back", n)
+	}
+}
+
 func (r *linkRig) sendLinkedAgain(t *testing.T) (mailtest.Received, string) {
 	t.Helper()
 	if se := send(t, r.addr, "taro@example.co.jp", []string{"bob@partner.example"}, linkMail()); se != nil {

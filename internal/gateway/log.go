@@ -63,7 +63,10 @@ func groupAttrs(g policy.Group, c *outgoing) map[string]any {
 	if c == nil {
 		return a
 	}
-	a["delivered"] = c.accepted && c.recordErr == nil
+	a["delivered"] = c.accepted && c.recordErr == nil && c.takenBack == ""
+	if c.takenBack != "" {
+		a["taken_back"] = c.takenBack // canceled before it left: not sent
+	}
 	if c.accepted {
 		a["record_ms"] = float64(c.recorded.Microseconds()) / 1000
 	}

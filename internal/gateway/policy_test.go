@@ -423,6 +423,58 @@ func TestRetryDeliversOnlyTheMissingCopy(t *testing.T) {
 	}
 }
 
+// The sender cancels while Postfix still holds a message whose first
+// try ended without knowing (no reply after the data): the retry does
+// not send the zip the sender took back, and no password follows; the
+// other recipients' copy still goes.
+func TestRetryAfterCancelDoesNotSendTheCopy(t *testing.T) {
+	h := start(t, localDomains)
+	rcpts := []string{"jiro@example.co.jp", "bob@partner.example"}
+	h.hop.SetFault(mailtest.Fault{Drop: true})
+	if se := send(t, h.addr, "taro@example.co.jp", rcpts, []byte(withAttachment)); se == nil || se.Code != 451 {
+		t.Fatalf("first try: %+v", se)
+	}
+	jobs, _ := h.store.List(context.Background(), "", 10)
+	if len(jobs) != 1 {
+		t.Fatalf("jobs after an uncertain try: %+v", jobs)
+	}
+	if err := h.store.Cancel(context.Background(), jobs[0].ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h.hop.SetFault(mailtest.Fault{})
+	before := len(h.hop.Messages())
+	if se := send(t, h.addr, "taro@example.co.jp", rcpts, []byte(withAttachment)); se != nil {
+		t.Fatalf("retry: %d %s", se.Code, se.Message)
+	}
+	got := h.hop.Messages()[before:]
+	if len(got) != 1 || rcptsOf(got[0]) != "jiro@example.co.jp" {
+		t.Fatalf("the retry sent %d mails, the first to %v", len(got), got)
+	}
+	line := logLine(t, h)
+	groups, _ := line["groups"].([]any)
+	taken := 0
+	for _, g := range groups {
+		if g.(map[string]any)["taken_back"] == jobs[0].ID {
+			taken++
+		}
+	}
+	if taken != 1 {
+		t.Errorf("log line of the retry does not say the copy was taken back: %v", line)
+	}
+	h.release(t)
+	if pws := byKind(h.hop.Messages())["password"]; len(pws) != 0 {
+		t.Fatalf("a password went for a canceled copy: %v", pws)
+	}
+	// Postfix is done: a further try sends nothing.
+	before = len(h.hop.Messages())
+	if se := send(t, h.addr, "taro@example.co.jp", rcpts, []byte(withAttachment)); se != nil {
+		t.Fatal(se)
+	}
+	if n := len(h.hop.Messages()); n != before {
+		t.Fatalf("%d mails on a third try", n-before)
+	}
+}
+
 // A permanent refusal of one copy after another was delivered: the one
 // answer Postfix gets says for whom it is, so the bounce does not tell
 // the sender that the delivered copy failed.

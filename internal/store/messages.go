@@ -54,6 +54,10 @@ type Prior struct {
 	// whether they left (a crash, no reply after the data): the retry
 	// reuses them, so one password opens whichever copy arrived.
 	Pending []*Job
+	// TakenBack are jobs of this message canceled (or their link taken
+	// back) before their copy was known to have left: the sender said it
+	// must not reach those recipients, so a retry does not send it.
+	TakenBack []*Job
 	// Links are the download links of the Pending jobs that have one, by
 	// job id: a retry carries the same link.
 	Links map[string]*Link
@@ -127,6 +131,18 @@ func (s *SQLite) Prior(ctx context.Context, key []byte, rcpts []string) (*Prior,
 	p.Pending, err = s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'pending' ORDER BY id`, key)
 	if err != nil {
 		return nil, err
+	}
+	canceled, err := s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'canceled' ORDER BY id`, key)
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range canceled {
+		for _, r := range j.Rcpts {
+			if !p.Delivered[r] {
+				p.TakenBack = append(p.TakenBack, j)
+				break
+			}
+		}
 	}
 	p.Links = map[string]*Link{}
 	for _, j := range p.Pending {
