@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/zipgate/zipgate/internal/config"
+	"github.com/zipgate/zipgate/internal/metrics"
 	"github.com/zipgate/zipgate/internal/mimeparam"
 	"github.com/zipgate/zipgate/internal/notice"
 	"github.com/zipgate/zipgate/internal/password"
@@ -49,6 +50,8 @@ type Gateway struct {
 
 	// Holding keeps messages back before they leave (set by the caller).
 	Holding Holding
+	// Metrics counts what the gateway does (nil: nothing).
+	Metrics *metrics.Metrics
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -106,7 +109,7 @@ func (g *Gateway) DeliverHeld(ctx context.Context, env *relay.Envelope, msg *spo
 func (g *Gateway) handle(ctx context.Context, env *relay.Envelope, msg *spool.File, releasing bool) (err error) {
 	start := g.Now()
 	rec := &record{env: env, released: releasing}
-	defer func() { g.logResult(rec, start, err) }()
+	defer func() { g.logResult(rec, start, err); g.audit(ctx, rec, err) }()
 
 	key, err := messageKey(env.From, msg)
 	if err != nil {
@@ -134,7 +137,7 @@ func (g *Gateway) handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 		m.ID, m.CreatedAt = p.ID, p.CreatedAt
 		m.Groups = deliveredGroups(p.Groups, prior.Delivered)
 	}
-	rec.id = m.ID
+	rec.id, rec.msg = m.ID, m
 
 	// Postfix retries a message as a whole; recipients an earlier try
 	// delivered to are done.
@@ -225,6 +228,7 @@ func (g *Gateway) copies(m *store.Message, rec *record, env *relay.Envelope, dec
 		return nil, rejection(dec)
 	}
 	rec.action = "encrypt"
+	defer func(t time.Time) { rec.zipping = g.Now().Sub(t) }(g.Now())
 	return g.prepare(m, rec, env, dec, pl, prior, now)
 }
 

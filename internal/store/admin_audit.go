@@ -15,9 +15,9 @@ import (
 // changed (events), and the searches the admin pages and API make over
 // it joined with the message records.
 type Audit interface {
-	// RecordMessage keeps the file names of message id (nil: unchanged)
-	// and adds events, in one transaction.
-	RecordMessage(ctx context.Context, id string, files []File, evs []Event) error
+	// RecordMessage writes m's record as it is now (nil: none) with its
+	// file names (nil: unchanged), and adds events, in one transaction.
+	RecordMessage(ctx context.Context, m *Message, files []File, evs []Event) error
 	// SearchEvents calls fn for each event q matches, newest first.
 	SearchEvents(ctx context.Context, q AuditQuery, fn func(AuditRow) error) error
 	// FindMessages returns message records q matches, newest first.
@@ -101,18 +101,20 @@ func filesJSON(files []File) string {
 	return strings.TrimSpace(b.String())
 }
 
-func (s *SQLite) RecordMessage(ctx context.Context, id string, files []File, evs []Event) error {
-	if files == nil && len(evs) == 0 {
-		return nil
-	}
+func (s *SQLite) RecordMessage(ctx context.Context, m *Message, files []File, evs []Event) error {
 	tx, done, err := s.begin(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if files != nil && id != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET files = ? WHERE id = ?`, filesJSON(files), id); err != nil {
-			return err
+	if m != nil {
+		if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {
+			return fmt.Errorf("message %s: %w", m.ID, err)
+		}
+		if files != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET files = ? WHERE id = ?`, filesJSON(files), m.ID); err != nil {
+				return err
+			}
 		}
 	}
 	for _, e := range evs {

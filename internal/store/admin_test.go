@@ -73,14 +73,14 @@ func TestAuditSearch(t *testing.T) {
 	a := message("m-a", "k-a", "bob@partner.example", "jiro@example.co.jp")
 	a.Subject = "見積の件"
 	must(t, "SaveMessage", s.SaveMessage(ctx, a))
-	must(t, "RecordMessage", s.RecordMessage(ctx, "m-a", []File{{Name: "見積書_R&D.pdf", Size: 10}}, []Event{
+	must(t, "RecordMessage", s.RecordMessage(ctx, a, []File{{Name: "見積書_R&D.pdf", Size: 10}}, []Event{
 		{Message: "m-a", At: t0, Event: "received", Actor: "zipgate", Via: "smtp"},
 		{Message: "m-a", At: t0, Event: "decision", Actor: "zipgate", Via: "smtp", Detail: "rule partner.example: encrypt"},
 	}))
 	b := message("m-b", "k-b", "carol@other.example")
 	b.Sender, b.Subject, b.CreatedAt, b.UpdatedAt = "hanako@example.co.jp", "議事録", t0.Add(time.Hour), t0.Add(time.Hour)
 	must(t, "SaveMessage", s.SaveMessage(ctx, b))
-	must(t, "RecordMessage", s.RecordMessage(ctx, "m-b", []File{{Name: "minutes_100%.txt"}}, []Event{
+	must(t, "RecordMessage", s.RecordMessage(ctx, b, []File{{Name: "minutes_100%.txt"}}, []Event{
 		{Message: "m-b", At: t0.Add(time.Hour), Event: "received", Actor: "zipgate", Via: "smtp"},
 	}))
 	must(t, "AddEvent", s.AddEvent(ctx, Event{At: t0.Add(2 * time.Hour), Event: "policy_set", Actor: "admin alice",
@@ -138,7 +138,7 @@ func TestFindMessagesByState(t *testing.T) {
 	j.Message = "m1"
 	must(t, "SaveMessage", s.SaveMessage(ctx, m1, j))
 	must(t, "Schedule", s.Schedule(ctx, "m1"))
-	must(t, "RecordMessage", s.RecordMessage(ctx, "m1", []File{{Name: "a.pdf"}}, nil))
+	must(t, "RecordMessage", s.RecordMessage(ctx, m1, []File{{Name: "a.pdf"}}, nil))
 	m2 := message("m2", "k2", "eve@rival.example")
 	m2.Result, m2.CreatedAt = "554 5.7.1 no", t0.Add(time.Minute)
 	must(t, "SaveMessage", s.SaveMessage(ctx, m2))
