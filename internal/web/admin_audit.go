@@ -103,7 +103,7 @@ func (a *Admin) writeAuditJSON(w http.ResponseWriter, r *http.Request, q store.A
 
 type auditRowView struct {
 	Time, Event, Actor, Via, Target, Detail, Message, Link, Sender, Subject string
-	Rcpts, Files                                                              []string
+	Rcpts, Files                                                            []string
 }
 
 type auditView struct {

@@ -277,7 +277,7 @@ func (a *Admin) messagesPage(w http.ResponseWriter, r *http.Request, q *adminReq
 
 type jobRow struct {
 	ID, State, ZipName, PasswordTo, Due, Finished, LastError string
-	Rcpts                                                     []string
+	Rcpts                                                    []string
 }
 
 type messageView struct {

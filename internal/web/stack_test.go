@@ -37,14 +37,14 @@ import (
 // schedulers (run by the test), the sender page and the admin pages,
 // each on a server of its own, over one store.
 type stack struct {
-	cfg    config.Config
-	st     store.Store
-	hop    *mailtest.NextHop
-	smtp   string // address of zipgate's SMTP server
-	sched  *release.Scheduler
-	holds  *hold.Scheduler
-	admin  *Admin
-	sender *Server
+	cfg               config.Config
+	st                store.Store
+	hop               *mailtest.NextHop
+	smtp              string // address of zipgate's SMTP server
+	sched             *release.Scheduler
+	holds             *hold.Scheduler
+	admin             *Admin
+	sender            *Server
 	adminTS, senderTS *httptest.Server
 	metrics           *metrics.Metrics
 }
@@ -236,7 +236,7 @@ func (b *browser) do(method, path string, form url.Values, hdr ...string) answer
 	return answer{resp.StatusCode, resp.Header, string(data)}
 }
 
-func (b *browser) get(path string) answer                    { return b.do("GET", path, nil) }
+func (b *browser) get(path string) answer                   { return b.do("GET", path, nil) }
 func (b *browser) post(path string, form url.Values) answer { return b.do("POST", path, form) }
 
 var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
