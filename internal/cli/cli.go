@@ -42,7 +42,7 @@ var Stdin io.Reader = os.Stdin
 const usage = `zipgate: puts outgoing attachments into a password-protected zip and mails the password separately.
 
 Usage:
-  zipgate serve [-config FILE] [-listen ADDR] [-next-hop ADDR] [-data DIR] [-delay 10m] [-web-listen ADDR]
+  zipgate serve [-config FILE] [-listen ADDR] [-next-hop ADDR] [-data DIR] [-delay 10m] [-web-listen ADDR] [-admin-listen ADDR]
   zipgate configtest [-config FILE]
   zipgate jobs list [-config FILE] [-data DIR] [-state scheduled|released|canceled|failed] [-limit N]
   zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID   (jobs, and held messages)
@@ -159,6 +159,7 @@ func serve(args []string, stderr io.Writer) int {
 	var delay durationFlag
 	fs.Var(&delay, "delay", "`time` between a message and its password mail; 0s sends it at once (release.delay, default "+shortDuration(d.Release.Delay.D())+")")
 	webListen := fs.String("web-listen", "", "`address` of the sender page (web.listen, default "+d.Web.Listen+")")
+	adminListen := fs.String("admin-listen", "", "`address` of the admin pages, the API and /metrics, or \"web\" (admin.listen, default "+d.Admin.Listen+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -175,6 +176,9 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		if *listen != "" {
 			c.SMTP.Listen = *listen
+		}
+		if *adminListen != "" {
+			c.Admin.Listen = *adminListen
 		}
 		if *nextHop != "" {
 			c.Relay.NextHop = *nextHop

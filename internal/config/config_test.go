@@ -59,6 +59,14 @@ func TestUnknownKeysAreErrors(t *testing.T) {
 	}
 }
 
+func TestAdminOnTheSenderListener(t *testing.T) {
+	c := Defaults()
+	c.Admin.Listen = AdminOnWeb
+	if err := c.Validate(); err != nil {
+		t.Errorf("admin.listen = \"web\": %v", err)
+	}
+}
+
 func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	c := Defaults()
 	c.SMTP.Listen = "nonsense"

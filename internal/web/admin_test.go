@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -429,4 +430,33 @@ func (s *stack) mustJobs(t *testing.T, id string) []*store.Job {
 		t.Fatal(err)
 	}
 	return jobs
+}
+
+// admin.listen = "web": the admin pages, the API and /metrics beside the
+// sender page on one listener, each answering as on its own.
+func TestMountOnTheSenderListener(t *testing.T) {
+	s := startStack(t)
+	ts := httptest.NewServer(Mount(s.sender, s.admin))
+	defer ts.Close()
+	for _, c := range []struct {
+		path, want string
+		status     int
+	}{
+		{"/admin/login", `name="password"`, 200},
+		{"/api/v1/policies", `"error"`, 401},
+		{"/metrics", "zipgate_build_info", 200},
+		{"/healthz", "ok", 200},
+		{"/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "ページが見つかりません", 404},
+	} {
+		resp, err := http.Get(ts.URL + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		buf.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || !strings.Contains(buf.String(), c.want) {
+			t.Errorf("%s: %d, want %d with %q", c.path, resp.StatusCode, c.status, c.want)
+		}
+	}
 }
