@@ -478,6 +478,15 @@ func (l *loginLimiter) blocked(ip, name string, now time.Time) time.Duration {
 func (l *loginLimiter) fail(ip, name string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// Guessed names must not grow the map without bound: past 10,000
+	// keys, those with no failure in the window go.
+	if len(l.failures) > 10000 {
+		for k, ts := range l.failures {
+			if now.Sub(ts[len(ts)-1]) >= loginWindow {
+				delete(l.failures, k)
+			}
+		}
+	}
 	for _, k := range l.keys(ip, name) {
 		l.failures[k] = append(l.failures[k], now)
 	}

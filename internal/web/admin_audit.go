@@ -46,8 +46,12 @@ func (a *Admin) writeCSV(w http.ResponseWriter, r *http.Request, q store.AuditQu
 		for _, f := range row.Files {
 			files = append(files, f.Name)
 		}
-		cw.Write([]string{row.At.In(a.loc()).Format(time.RFC3339), row.Message, row.Event.Event, row.Actor, row.Via,
-			row.Target, row.Detail, row.Sender, strings.Join(row.Rcpts, " "), row.Subject, strings.Join(files, " / ")})
+		rec := []string{row.At.In(a.loc()).Format(time.RFC3339), row.Message, row.Event.Event, row.Actor, row.Via,
+			row.Target, row.Detail, row.Sender, strings.Join(row.Rcpts, " "), row.Subject, strings.Join(files, " / ")}
+		for i := range rec {
+			rec[i] = cell(rec[i])
+		}
+		cw.Write(rec)
 		return cw.Error()
 	})
 	cw.Flush()
@@ -158,4 +162,14 @@ func (a *Admin) auditPage(w http.ResponseWriter, r *http.Request, q *adminReq) {
 		v.Rows, v.More = v.Rows[:auditPageRows], true
 	}
 	a.render(w, status, "audit", v)
+}
+
+// cell keeps a spreadsheet from reading a value as a formula: subjects
+// and file names come from senders, and "=HYPERLINK(...)" in one must
+// stay text when the admin opens the CSV in Excel.
+func cell(v string) string {
+	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+		return "'" + v
+	}
+	return v
 }

@@ -460,3 +460,23 @@ func TestMountOnTheSenderListener(t *testing.T) {
 		}
 	}
 }
+
+// A subject or file name that a spreadsheet would read as a formula stays
+// text in the CSV.
+func TestAuditCSVNoFormulas(t *testing.T) {
+	s := startStack(t)
+	b, _ := s.signedIn(t)
+	if se := s.send(t, "taro@example.co.jp", []string{"bob@partner.example"}, mailWith("=HYPERLINK(\"http://evil.example\")", "@SUM(A1).pdf")); se != nil {
+		t.Fatal(se)
+	}
+	a := b.get("/admin/audit?format=csv&rcpt=bob")
+	rows, err := csv.NewReader(strings.NewReader(strings.TrimPrefix(a.body, "\ufeff"))).ReadAll()
+	if err != nil || len(rows) < 2 {
+		t.Fatalf("CSV: %v\n%s", err, a.body)
+	}
+	for _, row := range rows[1:] {
+		if row[9] != `'=HYPERLINK("http://evil.example")` || row[10] != "'@SUM(A1).pdf" {
+			t.Fatalf("row %q", row)
+		}
+	}
+}

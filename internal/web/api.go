@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -358,7 +359,7 @@ func (a *Admin) apiAct(w http.ResponseWriter, r *http.Request, actor string) {
 	var body struct {
 		By string `json:"by"`
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil && err.Error() != "EOF" {
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil && !errors.Is(err, io.EOF) {
 		apiError(w, http.StatusBadRequest, "the body is empty or {\"by\": \"approver@example.co.jp\"}")
 		return
 	}
