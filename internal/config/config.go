@@ -380,7 +380,7 @@ func (c Config) problems() []string {
 	}
 	switch {
 	case c.Admin.Listen == AdminOnWeb:
-	case c.Admin.Listen == c.Web.Listen:
+	case c.Admin.Listen == c.Web.Listen && !strings.HasSuffix(c.Admin.Listen, ":0"): // port 0: each its own free port
 		p.add("admin.listen: %q is web.listen too; write \"web\" to serve the admin pages there", c.Admin.Listen)
 	default:
 		checkAddr(&p, "admin.listen", c.Admin.Listen, true)

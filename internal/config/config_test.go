@@ -65,6 +65,11 @@ func TestAdminOnTheSenderListener(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("admin.listen = \"web\": %v", err)
 	}
+	// Both on any free port (tests, scripts): two ports.
+	c.Admin.Listen, c.Web.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	if err := c.Validate(); err != nil {
+		t.Errorf("both on port 0: %v", err)
+	}
 }
 
 func TestValidateReportsEveryProblemAtOnce(t *testing.T) {

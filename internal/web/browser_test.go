@@ -28,7 +28,8 @@ import (
 // it arrive as sent, set it back to encrypt and see the next one
 // zipped; find the file in the audit and download the CSV; then, as the
 // sender, open the link of the notice and cancel the password.
-// Screenshots of each page go to the test's temp dir (and, with
+// Screenshots of each page go to the test's temp dir, or to
+// $ZIPGATE_SCREENSHOT_DIR (and, with
 // ZIPGATE_DOCS_SCREENSHOT=1, the admin page shown in the README to
 // docs/).
 func TestBrowserAdminAndSenderPages(t *testing.T) {
@@ -44,6 +45,9 @@ func TestBrowserAdminAndSenderPages(t *testing.T) {
 	}
 	s := startStack(t)
 	shots := t.TempDir()
+	if dir := os.Getenv("ZIPGATE_SCREENSHOT_DIR"); dir != "" {
+		shots = dir // to look at them after the test
+	}
 	downloads := t.TempDir()
 
 	opts := []chromedp.ExecAllocatorOption{
