@@ -121,6 +121,10 @@ serve_help=$("$tmp/zipgate" serve -h 2>&1 || true)
 if [[ $serve_help == *-web-listen* ]]; then
 	webflag=(-web-listen 127.0.0.1:0)
 fi
+# Nor the admin pages.
+if [[ $serve_help == *-admin-listen* ]]; then
+	webflag+=(-admin-listen 127.0.0.1:0)
+fi
 
 ZG_PID="" ZG_ADDR="" ZG_LOG="" ZG_STARTS=0
 

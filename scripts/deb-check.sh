@@ -166,7 +166,7 @@ check "... and $DATA is still empty" test -z "$(ls -A "$DATA")"
 # The unit's ExecStart, as its user, on free ports (systemd is not
 # running here); SIGTERM stops it as systemctl stop would.
 setpriv --reuid zipgate --regid zipgate --init-groups \
-	/usr/bin/zipgate serve -config "$CONF" -listen 127.0.0.1:0 -web-listen 127.0.0.1:0 2>"$W/serve.log" &
+	/usr/bin/zipgate serve -config "$CONF" -listen 127.0.0.1:0 -web-listen 127.0.0.1:0 -admin-listen 127.0.0.1:0 2>"$W/serve.log" &
 SERVE_PID=$!
 for _ in $(seq 100); do
 	grep -q '"msg":"zipgate started"' "$W/serve.log" && break

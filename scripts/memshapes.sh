@@ -85,7 +85,7 @@ echo "zipgate on its default limits, $COUNT messages per shape, $CONCURRENCY at 
 for shape in $SHAPES; do
 	log="$tmp/zipgate-$shape.log"
 	"$tmp/zipgate" serve -listen 127.0.0.1:0 -next-hop "$sink" -data "$tmp/data-$shape" \
-		-web-listen 127.0.0.1:0 2>"$log" &
+		-web-listen 127.0.0.1:0 -admin-listen 127.0.0.1:0 2>"$log" &
 	zpid=$!
 	pids+=("$zpid")
 	wait_for "$log" '"msg":"zipgate started"'

@@ -116,7 +116,7 @@ func TestKillNineLosesNoPassword(t *testing.T) {
 	data := t.TempDir()
 	listen := freeAddr(t)
 	args := []string{"serve", "-listen", listen, "-next-hop", hop.Addr, "-data", data,
-		"-delay", "3s", "-web-listen", "127.0.0.1:0"}
+		"-delay", "3s", "-web-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0"}
 	first := startZipgate(t, args...)
 	waitListening(t, listen)
 
@@ -189,11 +189,11 @@ func TestOneServerPerDataDir(t *testing.T) {
 	hop := mailtest.StartNextHop(t)
 	data := t.TempDir()
 	listen := freeAddr(t)
-	first := startZipgate(t, "serve", "-listen", listen, "-next-hop", hop.Addr, "-data", data, "-web-listen", "127.0.0.1:0")
+	first := startZipgate(t, "serve", "-listen", listen, "-next-hop", hop.Addr, "-data", data, "-web-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
 	waitListening(t, listen)
 
 	second := exec.Command(os.Args[0], "serve", "-listen", freeAddr(t), "-next-hop", hop.Addr, "-data", data,
-		"-web-listen", "127.0.0.1:0")
+		"-web-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
 	second.Env = append(os.Environ(), "ZIPGATE_RUN_MAIN=1")
 	out, err := second.CombinedOutput()
 	if err == nil {
@@ -226,7 +226,7 @@ func TestHeldMessageSurvivesKillNine(t *testing.T) {
 	hop := mailtest.StartNextHop(t)
 	data := t.TempDir()
 	listen := freeAddr(t)
-	args := []string{"serve", "-listen", listen, "-next-hop", hop.Addr, "-data", data, "-delay", "1s", "-web-listen", "127.0.0.1:0"}
+	args := []string{"serve", "-listen", listen, "-next-hop", hop.Addr, "-data", data, "-delay", "1s", "-web-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0"}
 	first := startZipgate(t, args...)
 	waitListening(t, listen)
 	set := exec.Command(os.Args[0], "policy", "set", "*", "-hold", "3s", "-data", data)

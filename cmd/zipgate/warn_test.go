@@ -20,7 +20,7 @@ func TestZipCryptoWarningAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "serve", "-config", conf, "-listen", "127.0.0.1:0",
-		"-web-listen", "127.0.0.1:0", "-data", t.TempDir())
+		"-web-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0", "-data", t.TempDir())
 	cmd.Env = append(os.Environ(), "ZIPGATE_RUN_MAIN=1")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

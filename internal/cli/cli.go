@@ -42,20 +42,21 @@ var Stdin io.Reader = os.Stdin
 const usage = `zipgate: puts outgoing attachments into a password-protected zip and mails the password separately.
 
 Usage:
-  zipgate serve [-config FILE] [-listen ADDR] [-next-hop ADDR] [-data DIR] [-delay 10m] [-web-listen ADDR]
+  zipgate serve [-config FILE] [-listen ADDR] [-next-hop ADDR] [-data DIR] [-delay 10m] [-web-listen ADDR] [-admin-listen ADDR]
   zipgate configtest [-config FILE]
   zipgate jobs list [-config FILE] [-data DIR] [-state scheduled|released|canceled|failed] [-limit N]
   zipgate jobs show|cancel|release [-config FILE] [-data DIR] ID   (jobs, and held messages)
   zipgate jobs approve|reject ID -by APPROVER [-reason TEXT]   (a held message, for an approver)
   zipgate jobs revoke [-config FILE] [-data DIR] ID   (a download link: it stops working at once)
   zipgate policy list|show|set|delete|test ...   (zipgate policy help)
+  zipgate admin user add|list|delete [NAME] | admin token create|list|revoke [NAME]   (zipgate admin help)
   zipgate rewrite [-config FILE] [-from SENDER] [-to RECIPIENT ...] < message.eml > out.eml
   zipgate dkim keygen -domain DOMAIN -selector SELECTOR [-algorithm rsa|ed25519] [-bits 2048] [-out FILE]
   zipgate version
 
 Without -config, zipgate runs on its built-in defaults: SMTP on 127.0.0.1:10025,
 next hop 127.0.0.1:10026, password mails 10 minutes after their message, the
-sender page on 127.0.0.1:8025, state under ./zipgate-data.
+sender page on 127.0.0.1:8025, the admin pages on 127.0.0.1:8026, state under ./zipgate-data.
 `
 
 // Run runs the subcommand in args (without the program name) and returns
@@ -74,6 +75,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return jobs(args[1:], stdout, stderr)
 	case "policy":
 		return policyCmd(args[1:], stdout, stderr)
+	case "admin":
+		return adminCmd(args[1:], Stdin, stdout, stderr)
 	case "rewrite":
 		return rewriteCmd(args[1:], Stdin, stdout, stderr)
 	case "dkim":
@@ -157,6 +160,7 @@ func serve(args []string, stderr io.Writer) int {
 	var delay durationFlag
 	fs.Var(&delay, "delay", "`time` between a message and its password mail; 0s sends it at once (release.delay, default "+shortDuration(d.Release.Delay.D())+")")
 	webListen := fs.String("web-listen", "", "`address` of the sender page (web.listen, default "+d.Web.Listen+")")
+	adminListen := fs.String("admin-listen", "", "`address` of the admin pages, the API and /metrics, or \"web\" (admin.listen, default "+d.Admin.Listen+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -173,6 +177,9 @@ func serve(args []string, stderr io.Writer) int {
 		}
 		if *listen != "" {
 			c.SMTP.Listen = *listen
+		}
+		if *adminListen != "" {
+			c.Admin.Listen = *adminListen
 		}
 		if *nextHop != "" {
 			c.Relay.NextHop = *nextHop
@@ -265,24 +272,36 @@ func run(cfg config.Config, log *slog.Logger) error {
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("zipgate sender page csrf"))
 	pages := web.New(st, sched.Wake, mac.Sum(nil), log)
-	pages.WakeHold = holds.Wake
+	pages.WakeHold, pages.NextHop = holds.Wake, cfg.Relay.NextHop
 	pages.Links = linkPages
 	page := pages.HTTPServer(web.DefaultTimeouts, slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+	admin, err := startAdmin(cfg, st, key, sched, holds, gw, pages, page, log)
+	if err != nil {
+		ln.Close()
+		webLn.Close()
+		return err
+	}
+	defer admin.stop()
 	for _, w := range warnings(cfg) {
 		log.Warn(w)
 	}
 	log.Info("zipgate started", "version", version(), "commit", commit(), "listen", ln.Addr().String(),
-		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "delay", cfg.Release.Delay.D().String(),
+		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "admin", admin.addr, "delay", cfg.Release.Delay.D().String(),
 		"data_dir", cfg.DataDir)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	schedCtx, stopSched := context.WithCancel(context.Background())
-	done := make(chan error, 5)
+	done := make(chan error, 6)
 	schedDone, holdsDone, linksDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() { done <- srv.Serve(ln) }()
 	go func() {
 		if err := page.Serve(webLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			done <- err
+		}
+	}()
+	go func() {
+		if err := admin.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			done <- err
 		}
 	}()
@@ -319,6 +338,7 @@ func run(cfg config.Config, log *slog.Logger) error {
 		runErr = err
 	}
 	page.Shutdown(sctx)
+	admin.shutdown(sctx)
 	stopSched()
 	<-schedDone
 	<-holdsDone

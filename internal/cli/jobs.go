@@ -138,6 +138,10 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	j, err := st.Get(ctx, id)
+	if err == nil {
+		cliEvent(ctx, st, stderr, store.Event{Message: orID(j.Message, j.ID), At: now,
+			Event: map[string]string{"cancel": "password_canceled", "release": "password_release_now"}[verb], Detail: "job " + id})
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "zipgate: job %s: %v\n", id, err)
 		return 1
@@ -263,5 +267,21 @@ func showHeld(ctx context.Context, st store.Store, w io.Writer, h *store.HeldMes
 		for _, e := range ev {
 			fmt.Fprintf(w, "  %s  %-9s %s %s %s\n", e.At.Format(time.DateTime), e.Event, e.Actor, dash(e.Via), e.Detail)
 		}
+	}
+}
+
+func orID(message, id string) string {
+	if message == "" {
+		return id
+	}
+	return message
+}
+
+// cliEvent adds an admin's action from the shell to the audit trail; the
+// action is done, so a store that cannot write it costs a warning.
+func cliEvent(ctx context.Context, st store.Store, stderr io.Writer, e store.Event) {
+	e.Actor, e.Via = cliActor(), "cli"
+	if err := st.AddEvent(ctx, e); err != nil {
+		fmt.Fprintf(stderr, "zipgate: warning: the audit trail did not take it: %v\n", err)
 	}
 }

@@ -108,7 +108,10 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 	case "set":
 		err = setPolicy(ctx, stdout, st, pc, domain, fs, &f)
 	case "delete":
+		old, _ := st.GetPolicy(ctx, domain)
 		if err = st.DeletePolicy(ctx, domain); err == nil {
+			cliEvent(ctx, st, stderr, store.Event{At: time.Now(), Event: "policy_deleted", Target: "policy " + domain,
+				Detail: policy.Diff(old, nil)})
 			fmt.Fprintf(stdout, "policy for %s deleted; mail to it follows the next less specific rule\n", domain)
 		}
 	case "test":
@@ -176,6 +179,11 @@ func setPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Confi
 	}
 	if err != nil {
 		return err
+	}
+	var before *policy.Policy
+	if !p.UpdatedAt.IsZero() {
+		b := *p // fields are replaced below, never changed in place
+		before = &b
 	}
 	var bad []string
 	set := 0
@@ -277,6 +285,11 @@ func setPolicy(ctx context.Context, w io.Writer, st store.Store, pc policy.Confi
 	if err := st.PutPolicy(ctx, p); err != nil {
 		return err
 	}
+	ev := "policy_set"
+	if before == nil {
+		ev = "policy_added"
+	}
+	cliEvent(ctx, st, io.Discard, store.Event{At: p.UpdatedAt, Event: ev, Target: "policy " + domain, Detail: policy.Diff(before, p)})
 	fmt.Fprintf(w, "policy for %s saved; a running server applies it to the next message\n\n", domain)
 	return showPolicy(ctx, w, st, pc, domain)
 }

@@ -45,6 +45,8 @@ type Config struct {
 	DKIM     DKIM     `toml:"dkim"`
 	Policy   Policy   `toml:"policy"`
 	Links    Links    `toml:"links"`
+	Admin    Admin    `toml:"admin"`
+	Audit    Audit    `toml:"audit"`
 }
 
 // Links are the download links of the policy action link: the files stay
@@ -69,6 +71,29 @@ type Links struct {
 	// address is the connection's, and every recipient behind the proxy
 	// would share one rate limit.
 	TrustedProxies []string `toml:"trusted_proxies"`
+}
+
+// Admin is the admin pages (/admin/), the JSON API (/api/v1/) and
+// /metrics.
+type Admin struct {
+	// Listen is their own address, apart from the sender page's, so the
+	// sender page can be put behind a public proxy without them; "web"
+	// serves them on web.listen instead.
+	Listen string `toml:"listen"`
+	// SessionTimeout signs an admin out after this long without a
+	// request.
+	SessionTimeout Duration `toml:"session_timeout"`
+}
+
+// AdminOnWeb is the value of admin.listen that serves the admin pages on
+// the sender page's listener.
+const AdminOnWeb = "web"
+
+// Audit is the trail of what happened to each message and what admins
+// changed.
+type Audit struct {
+	// Retention keeps message records and their history this long.
+	Retention Duration `toml:"retention"`
 }
 
 // Policy says whose mail zipgate processes. The per-domain rules live in
@@ -270,6 +295,8 @@ func Defaults() Config {
 		Policy: Policy{LocalDomains: []string{}, ApprovalTimeout: Duration(24 * time.Hour), HoldMaxBytes: 5 << 30},
 		Links: Links{Expiry: Duration(7 * 24 * time.Hour), Auth: "password", NotifyFirstDownload: true,
 			TrustedProxies: []string{}},
+		Admin: Admin{Listen: "127.0.0.1:8026", SessionTimeout: Duration(8 * time.Hour)},
+		Audit: Audit{Retention: Duration(365 * 24 * time.Hour)},
 	}
 }
 
@@ -377,6 +404,19 @@ func (c Config) problems() []string {
 		p.add("web.base_url: %q is not an absolute http(s) URL such as \"https://zipgate.example.jp\"", c.Web.BaseURL)
 	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		p.add("web.base_url: %q: links are made by adding /s/TOKEN, so no user, query or fragment", c.Web.BaseURL)
+	}
+	switch {
+	case c.Admin.Listen == AdminOnWeb:
+	case c.Admin.Listen == c.Web.Listen && !strings.HasSuffix(c.Admin.Listen, ":0"): // port 0: each its own free port
+		p.add("admin.listen: %q is web.listen too; write \"web\" to serve the admin pages there", c.Admin.Listen)
+	default:
+		checkAddr(&p, "admin.listen", c.Admin.Listen, true)
+	}
+	if c.Admin.SessionTimeout <= 0 {
+		p.add("admin.session_timeout: must be greater than 0")
+	}
+	if c.Audit.Retention <= 0 {
+		p.add("audit.retention: must be greater than 0")
 	}
 	if c.Release.Delay < 0 {
 		p.add("release.delay: must not be negative")

@@ -59,6 +59,19 @@ func TestUnknownKeysAreErrors(t *testing.T) {
 	}
 }
 
+func TestAdminOnTheSenderListener(t *testing.T) {
+	c := Defaults()
+	c.Admin.Listen = AdminOnWeb
+	if err := c.Validate(); err != nil {
+		t.Errorf("admin.listen = \"web\": %v", err)
+	}
+	// Both on any free port (tests, scripts): two ports.
+	c.Admin.Listen, c.Web.Listen = "127.0.0.1:0", "127.0.0.1:0"
+	if err := c.Validate(); err != nil {
+		t.Errorf("both on port 0: %v", err)
+	}
+}
+
 func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	c := Defaults()
 	c.SMTP.Listen = "nonsense"
@@ -106,6 +119,11 @@ var badConfigs = []struct {
 	{"next hop without a host", "[relay]\nnext_hop = \":10026\"\n", []string{`relay.next_hop: ":10026" has no host`}},
 	{"no port", "[web]\nlisten = \"127.0.0.1\"\n", []string{`web.listen: "127.0.0.1" is not host:port`}},
 	{"bad host", "[web]\nlisten = \"local host:8025\"\n", []string{`web.listen: "local host:8025": "local host" is neither an IP address nor a host name`}},
+	{"admin pages on the sender page's address", "[admin]\nlisten = \"127.0.0.1:8025\"\n",
+		[]string{`admin.listen: "127.0.0.1:8025" is web.listen too; write "web" to serve the admin pages there`}},
+	{"admin address without a port", "[admin]\nlisten = \"127.0.0.1\"\n", []string{`admin.listen: "127.0.0.1" is not host:port`}},
+	{"no audit trail", "[audit]\nretention = \"0s\"\n", []string{"audit.retention: must be greater than 0"}},
+	{"sessions that end at once", "[admin]\nsession_timeout = \"0s\"\n", []string{"admin.session_timeout: must be greater than 0"}},
 	{"relative base_url", "[web]\nbase_url = \"zipgate.example.jp\"\n",
 		[]string{`web.base_url: "zipgate.example.jp" is not an absolute http(s) URL`}},
 	{"base_url with a query", "[web]\nbase_url = \"https://zipgate.example.jp/?x=1\"\n",

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/zipgate/zipgate/internal/config"
+	"github.com/zipgate/zipgate/internal/metrics"
 	"github.com/zipgate/zipgate/internal/mimeparam"
 	"github.com/zipgate/zipgate/internal/notice"
 	"github.com/zipgate/zipgate/internal/password"
@@ -51,6 +52,8 @@ type Gateway struct {
 	Holding Holding
 	// Linking keeps the files of download links (set by the caller).
 	Linking Linking
+	// Metrics counts what the gateway does (nil: nothing).
+	Metrics *metrics.Metrics
 
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -108,7 +111,7 @@ func (g *Gateway) DeliverHeld(ctx context.Context, env *relay.Envelope, msg *spo
 func (g *Gateway) handle(ctx context.Context, env *relay.Envelope, msg *spool.File, releasing bool) (err error) {
 	start := g.Now()
 	rec := &record{env: env, released: releasing}
-	defer func() { g.logResult(rec, start, err) }()
+	defer func() { g.logResult(rec, start, err); g.audit(ctx, rec, err) }()
 
 	key, err := messageKey(env.From, msg)
 	if err != nil {
@@ -136,7 +139,7 @@ func (g *Gateway) handle(ctx context.Context, env *relay.Envelope, msg *spool.Fi
 		m.ID, m.CreatedAt = p.ID, p.CreatedAt
 		m.Groups = deliveredGroups(p.Groups, prior.Delivered)
 	}
-	rec.id = m.ID
+	rec.id, rec.msg = m.ID, m
 
 	// Postfix retries a message as a whole; recipients an earlier try
 	// delivered to are done.
@@ -230,6 +233,7 @@ func (g *Gateway) copies(m *store.Message, rec *record, env *relay.Envelope, dec
 	if !dec.Has(policy.Encrypt) {
 		rec.action = "link"
 	}
+	defer func(t time.Time) { rec.zipping = g.Now().Sub(t) }(g.Now())
 	return g.prepare(m, rec, env, dec, pl, prior, now)
 }
 

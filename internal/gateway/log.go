@@ -24,6 +24,8 @@ type record struct {
 	already        []string // recipients an earlier try delivered to
 	released       bool     // a held message on its way at last
 	held           *store.HeldMessage
+	msg            *store.Message // the record (audit.go writes it with the history)
+	zipping        time.Duration  // taking it apart, zipping and writing its copies
 }
 
 // groups says, per recipient group, which rule decided, what it got and

@@ -461,6 +461,19 @@ func TestRetryAfterCancelDoesNotSendTheCopy(t *testing.T) {
 	if taken != 1 {
 		t.Errorf("log line of the retry does not say the copy was taken back: %v", line)
 	}
+	evs, _ := h.store.Events(context.Background(), line["id"].(string))
+	notSent := 0
+	for _, e := range evs {
+		if e.Event == "not_sent" && strings.Contains(e.Detail, jobs[0].ID) {
+			notSent++
+		}
+		if e.Event == "delivered" && strings.Contains(e.Detail, "bob@partner.example") {
+			t.Errorf("the history says the canceled copy was delivered: %+v", e)
+		}
+	}
+	if notSent != 1 {
+		t.Errorf("the history does not say the copy was not sent: %+v", evs)
+	}
 	h.release(t)
 	if pws := byKind(h.hop.Messages())["password"]; len(pws) != 0 {
 		t.Fatalf("a password went for a canceled copy: %v", pws)

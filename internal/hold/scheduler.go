@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zipgate/zipgate/internal/metrics"
 	"github.com/zipgate/zipgate/internal/notice"
 	"github.com/zipgate/zipgate/internal/relay"
 	"github.com/zipgate/zipgate/internal/release"
@@ -37,6 +38,8 @@ type Scheduler struct {
 	Hostname   string
 	BaseURL    string // of the pages
 	NoticeFrom string // "" = postmaster at the sender's domain
+	// Metrics counts failed mail to senders and approvers (nil: nothing).
+	Metrics *metrics.Metrics
 
 	// Now is the clock; tests move it instead of sleeping.
 	Now func() time.Time
@@ -311,8 +314,10 @@ func (s *Scheduler) mail(ctx context.Context, h *store.HeldMessage, name, to, su
 		return err
 	}
 	env := &relay.Envelope{Rcpts: []relay.Rcpt{{Addr: to}}}
-	if _, err := s.Relay.Send(context.WithoutCancel(ctx), &relay.Message{Env: env, Sign: true,
-		Open: func() io.Reader { return bytes.NewReader(msg) }}); err != nil {
+	_, err = s.Relay.Send(context.WithoutCancel(ctx), &relay.Message{Env: env, Sign: true,
+		Open: func() io.Reader { return bytes.NewReader(msg) }})
+	s.note(ctx, h, name, to, err)
+	if err != nil {
 		if re := reply.From(err); !re.Temporary() {
 			s.Log.Warn("mail about a held message refused", "id", h.ID, "to", to, "template", name, "error", re.Error())
 			return nil
@@ -327,4 +332,23 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// note adds the mail to the history of the held message and counts a
+// failed hand-over in the metrics; the history is the audit's, so a
+// store that cannot write it costs a log line, never the mail.
+func (s *Scheduler) note(ctx context.Context, h *store.HeldMessage, template, to string, err error) {
+	s.Metrics.RelayError(err)
+	detail := template + " to " + to
+	if err != nil {
+		re := reply.From(err)
+		detail += fmt.Sprintf(": not sent, %d %s", re.Code, re.Text)
+	}
+	e := store.Event{Message: h.ID, At: s.Now(), Event: "notice_sent", Actor: "zipgate", Via: "scheduler", Detail: detail}
+	if err != nil {
+		e.Event = "notice_failed"
+	}
+	if werr := s.Store.AddEvent(context.WithoutCancel(ctx), e); werr != nil {
+		s.Log.Warn("could not write the message's history", "id", h.ID, "error", werr.Error())
+	}
 }

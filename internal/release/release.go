@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zipgate/zipgate/internal/metrics"
 	"github.com/zipgate/zipgate/internal/notice"
 	"github.com/zipgate/zipgate/internal/policy"
 	"github.com/zipgate/zipgate/internal/relay"
@@ -40,6 +41,11 @@ type Scheduler struct {
 	PwPrefix   string // subject prefix of the password mail
 	NoticeFrom string // From of sender notices; "" = postmaster@sender's domain
 	Retention  time.Duration
+	// AuditRetention keeps message records and their history (the
+	// audit trail) this long; 0: as long as the jobs (Retention).
+	AuditRetention time.Duration
+	// Metrics counts password mails (nil: nothing).
+	Metrics *metrics.Metrics
 
 	// Now is the clock; tests move it instead of sleeping.
 	Now func() time.Time
@@ -107,6 +113,15 @@ func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 			if n > 0 {
 				s.Log.Info("purged finished release jobs", "jobs", n, "older_than", now.Add(-s.Retention))
 			}
+		}
+		keep := s.AuditRetention
+		if keep <= 0 {
+			keep = s.Retention
+		}
+		if n, err := s.Store.PurgeAudit(ctx, now.Add(-keep)); err != nil {
+			firstErr = errors.Join(firstErr, err)
+		} else if n > 0 {
+			s.Log.Info("purged the audit trail", "events", n, "older_than", now.Add(-keep))
 		}
 	}
 	next, err := s.Store.NextWake(ctx)
@@ -229,6 +244,7 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 			return markErr
 		}
 		// A failure after the 250 (say, at QUIT) does not undo the release.
+		s.note(ctx, j, "password_released", "to "+strings.Join(to, ", "), nil)
 		s.Log.Info("password released", "id", j.ID, "from", j.Sender, "rcpts", to, "zip", j.ZipName,
 			"password_to", string(orRecipient(j.PasswordTo)))
 		return nil
@@ -237,8 +253,10 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 	ctx = context.WithoutCancel(ctx) // the job is claimed: record what happened
 	if !re.Temporary() {
 		s.Log.Warn("password mail refused for good", "id", j.ID, "error", re.Error())
+		s.note(ctx, j, "password_failed", fmt.Sprintf("%d %s", re.Code, re.Text), err)
 		return s.Store.MarkFailed(ctx, j.ID, now, fmt.Sprintf("%d %s", re.Code, re.Text))
 	}
+	s.note(ctx, j, "password_deferred", fmt.Sprintf("%d %s", re.Code, re.Text), err)
 	next := now.Add(Backoff(j.Attempts))
 	s.Log.Warn("password mail deferred", "id", j.ID, "error", re.Error(), "retry_at", next)
 	return s.Store.MarkRetry(ctx, j.ID, next, fmt.Sprintf("%d %s", re.Code, re.Text))
@@ -276,6 +294,7 @@ func (s *Scheduler) sendNotice(ctx context.Context, j *store.Job, now time.Time)
 	if err := s.notify(ctx, j, name, subject, data, now); err != nil {
 		return err
 	}
+	s.note(ctx, j, "notice_sent", "to "+j.Sender, nil)
 	return s.Store.MarkNoticeSent(ctx, j.ID)
 }
 
@@ -290,7 +309,34 @@ func (s *Scheduler) sendConfirmation(ctx context.Context, j *store.Job, now time
 	if err := s.notify(ctx, j, name, subject, data, now); err != nil {
 		return err
 	}
+	s.note(ctx, j, "confirmation_sent", string(j.State)+", to "+j.Sender, nil)
 	return s.Store.MarkConfirmSent(ctx, j.ID)
+}
+
+// note adds a line to the history of j's message and counts password
+// mails in the metrics (relayErr: what the next hop did, if it failed).
+// The history is the audit's: a store that cannot write it costs a log
+// line, never the password mail.
+func (s *Scheduler) note(ctx context.Context, j *store.Job, event, detail string, relayErr error) {
+	now := s.Now()
+	switch event {
+	case "password_released":
+		s.Metrics.Password("released", now.Sub(j.CreatedAt))
+	case "password_failed":
+		s.Metrics.Password("failed", 0)
+	case "password_deferred":
+		s.Metrics.Password("deferred", 0)
+	}
+	s.Metrics.RelayError(relayErr)
+	msg := j.Message
+	if msg == "" {
+		msg = j.ID // a job stored before jobs named their message: the first job has its id
+	}
+	e := store.Event{Message: msg, At: now, Event: event, Actor: "zipgate", Via: "scheduler",
+		Detail: "job " + j.ID + ": " + detail}
+	if err := s.Store.AddEvent(context.WithoutCancel(ctx), e); err != nil {
+		s.Log.Warn("could not write the message's history", "id", j.ID, "event", event, "error", err.Error())
+	}
 }
 
 // notify mails the sender; a null envelope sender, so that a notice that

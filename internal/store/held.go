@@ -111,6 +111,9 @@ type Event struct {
 	Actor   string // an address, "admin", "zipgate"
 	Via     string // page, cli, api, scheduler
 	Detail  string
+	// Target is what an event not about a message is about ("policy
+	// partner.example", "admin alice", "token ci"); Message is "" then.
+	Target string
 }
 
 // Errors of held messages callers act on.
@@ -556,20 +559,20 @@ func (s *SQLite) MarkHeldNoticeRetry(ctx context.Context, id string, next time.T
 	return err
 }
 
+const insertEvent = `INSERT INTO events (message, at, event, actor, via, detail, target) VALUES (?, ?, ?, ?, ?, ?, ?)`
+
 func addEvent(ctx context.Context, tx *sql.Tx, e Event) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO events (message, at, event, actor, via, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.Message, ms(e.At), e.Event, e.Actor, e.Via, e.Detail)
+	_, err := tx.ExecContext(ctx, insertEvent, e.Message, ms(e.At), e.Event, e.Actor, e.Via, e.Detail, e.Target)
 	return err
 }
 
 func (s *SQLite) AddEvent(ctx context.Context, e Event) error {
-	_, err := s.exec(ctx, false, `INSERT INTO events (message, at, event, actor, via, detail) VALUES (?, ?, ?, ?, ?, ?)`,
-		e.Message, ms(e.At), e.Event, e.Actor, e.Via, e.Detail)
+	_, err := s.exec(ctx, false, insertEvent, e.Message, ms(e.At), e.Event, e.Actor, e.Via, e.Detail, e.Target)
 	return err
 }
 
 func (s *SQLite) Events(ctx context.Context, message string) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT message, at, event, actor, via, detail FROM events
+	rows, err := s.db.QueryContext(ctx, `SELECT message, at, event, actor, via, detail, target FROM events
 		WHERE message = ? ORDER BY seq`, message)
 	if err != nil {
 		return nil, err
@@ -579,7 +582,7 @@ func (s *SQLite) Events(ctx context.Context, message string) ([]Event, error) {
 	for rows.Next() {
 		var e Event
 		var at int64
-		if err := rows.Scan(&e.Message, &at, &e.Event, &e.Actor, &e.Via, &e.Detail); err != nil {
+		if err := rows.Scan(&e.Message, &at, &e.Event, &e.Actor, &e.Via, &e.Detail, &e.Target); err != nil {
 			return nil, err
 		}
 		e.At = fromMS(at)

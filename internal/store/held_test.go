@@ -204,6 +204,13 @@ func TestRecoverHeldAndPurge(t *testing.T) {
 	if _, err := s.GetHeld(ctx, "r1"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("finished held message kept: %v", err)
 	}
+	// The history is the audit trail: kept for audit.retention.
+	if ev, _ := s.Events(ctx, "r1"); len(ev) == 0 {
+		t.Errorf("events purged with the held message")
+	}
+	if _, err := s.PurgeAudit(ctx, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if ev, _ := s.Events(ctx, "r1"); len(ev) != 0 {
 		t.Errorf("events kept: %v", ev)
 	}

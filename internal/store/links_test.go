@@ -106,13 +106,20 @@ func TestLinkLife(t *testing.T) {
 	if _, err := s.GetLink(ctx, "L1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("purged link: %v", err)
 	}
+	// The history stays for the audit (audit.retention), then goes.
+	if ev, _ := s.Events(ctx, l.Message); len(ev) == 0 {
+		t.Fatalf("the link's history went with the jobs' purge")
+	}
+	if _, err := s.PurgeAudit(ctx, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	ev, _ := s.Events(ctx, l.Message)
 	var names []string
 	for _, e := range ev {
 		names = append(names, e.Event)
 	}
 	if len(ev) != 0 {
-		t.Fatalf("events outlived the purge: %v", names)
+		t.Fatalf("events outlived the audit's purge: %v", names)
 	}
 }
 

@@ -217,6 +217,12 @@ func TestPurgeMessages(t *testing.T) {
 	must(t, "Delivered", s.Delivered(ctx, recent, recent.Rcpts, "", time.Time{}, t0))
 	_, err := s.Purge(ctx, t0.Add(-90*24*time.Hour))
 	must(t, "Purge", err)
+	// The record is the audit's: it goes after audit.retention.
+	if _, err := s.GetMessage(ctx, "old"); err != nil {
+		t.Errorf("old record purged with the jobs: %v", err)
+	}
+	_, err = s.PurgeAudit(ctx, t0.Add(-90*24*time.Hour))
+	must(t, "PurgeAudit", err)
 	if _, err := s.GetMessage(ctx, "old"); !errors.Is(err, ErrNoMessage) {
 		t.Errorf("old record kept: %v", err)
 	}

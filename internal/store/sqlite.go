@@ -194,6 +194,37 @@ var migrations = []string{
 	);
 	CREATE INDEX links_by_state ON links(state, expires_at);
 	CREATE INDEX links_by_message ON links(message);`,
+	// 7: the admin pages and API: accounts (bcrypt hashes), their
+	// sessions and API tokens (only hashes of both); the audit trail in
+	// events: what an event is about when it is not a message (a policy,
+	// an account), the file names of each message record, and the
+	// indexes its search and the message pages read by.
+	`ALTER TABLE events ADD COLUMN target TEXT NOT NULL DEFAULT '';
+	CREATE INDEX events_by_at ON events(at);
+	ALTER TABLE messages ADD COLUMN files TEXT NOT NULL DEFAULT '[]';
+	CREATE INDEX jobs_by_message ON jobs(message);
+	CREATE TABLE admins (
+		name          TEXT PRIMARY KEY,
+		password_hash BLOB NOT NULL,
+		created_at    INTEGER NOT NULL,
+		updated_at    INTEGER NOT NULL,
+		last_login    INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE admin_sessions (
+		id_hash    BLOB PRIMARY KEY,
+		admin      TEXT NOT NULL,
+		csrf       TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		seen_at    INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);
+	CREATE INDEX admin_sessions_by_admin ON admin_sessions(admin);
+	CREATE TABLE api_tokens (
+		name       TEXT PRIMARY KEY,
+		token_hash BLOB NOT NULL UNIQUE,
+		created_at INTEGER NOT NULL,
+		last_used  INTEGER NOT NULL DEFAULT 0
+	);`,
 }
 
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
@@ -503,8 +534,9 @@ func (s *SQLite) MarkConfirmSent(ctx context.Context, id string) error {
 }
 
 // Purge deletes finished jobs, jobs left pending (their message never
-// came back from Postfix), and the records of messages, all older than
-// before. It counts the jobs.
+// came back from Postfix), deliveries and finished held messages, all
+// older than before. It counts the jobs. Message records and their
+// events are the audit trail: PurgeAudit, after audit.retention.
 func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 	tx, done, err := s.begin(ctx, false)
 	if err != nil {
@@ -520,17 +552,11 @@ func (s *SQLite) Purge(ctx context.Context, before time.Time) (int, error) {
 	if _, err := tx.ExecContext(ctx, `DELETE FROM deliveries WHERE delivered_at < ?`, ms(before)); err != nil {
 		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE updated_at < ?`, ms(before)); err != nil {
-		return 0, err
-	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM approver_tokens WHERE held IN
 		(SELECT id FROM held WHERE finished_at > 0 AND finished_at < ?)`, ms(before)); err != nil {
 		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM held WHERE finished_at > 0 AND finished_at < ?`, ms(before)); err != nil {
-		return 0, err
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM events WHERE at < ?`, ms(before)); err != nil {
 		return 0, err
 	}
 	// Links whose files are gone; the links scheduler ends those older

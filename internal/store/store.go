@@ -110,8 +110,11 @@ type Store interface {
 	Messages
 	Holds
 	Links
-	// Purge deletes finished jobs, jobs left pending and message records
-	// older than before; it returns how many jobs went.
+	Admins
+	Audit
+	// Purge deletes finished jobs, jobs left pending, deliveries and
+	// finished held messages older than before; it returns how many jobs
+	// went. Message records and events stay for the audit (PurgeAudit).
 	Purge(ctx context.Context, before time.Time) (int, error)
 	Close() error
 }

@@ -20,7 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/textproto"
 	"time"
 
 	"github.com/zipgate/zipgate/internal/notice"
@@ -50,6 +52,10 @@ type Server struct {
 	// Links serves the recipients' pages of download links (links.go);
 	// nil: not served.
 	Links *LinkPages
+
+	// NextHop is checked by /healthz: it must accept a connection
+	// ("": not checked).
+	NextHop string
 
 	st      store.Store
 	wake    func()
@@ -249,6 +255,7 @@ func (s *Server) action(o op) http.HandlerFunc {
 		}
 		if err == nil {
 			s.log.Info("sender page: password "+what, "id", j.ID, "from", j.Sender, "zip", j.ZipName)
+			s.history(ctx, j, o)
 			s.wake()
 			w.Header().Set("Location", ln.Page)
 			w.WriteHeader(http.StatusSeeOther)
@@ -298,6 +305,8 @@ func (s *Server) action(o op) http.HandlerFunc {
 	}
 }
 
+// healthz answers 200 "ok" when the store answers and the next hop
+// takes a connection and greets, else 503 naming the failing part.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
@@ -308,7 +317,58 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "store unavailable")
 		return
 	}
+	if s.NextHop != "" {
+		if err := greet(ctx, s.NextHop); err != nil {
+			s.log.Warn("health check: next hop does not answer", "next_hop", s.NextHop, "error", err.Error())
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "next hop %s unavailable\n", s.NextHop)
+			return
+		}
+	}
 	fmt.Fprintln(w, "ok")
+}
+
+// greet connects to an SMTP server, reads its greeting and says QUIT, so
+// the server logs a polite visit rather than a lost connection.
+func greet(ctx context.Context, addr string) error {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	tp := textproto.NewConn(conn)
+	if _, _, err := tp.ReadResponse(220); err != nil {
+		return err
+	}
+	id, err := tp.Cmd("QUIT")
+	if err != nil {
+		return err
+	}
+	tp.StartResponse(id)
+	defer tp.EndResponse(id)
+	_, _, err = tp.ReadResponse(221)
+	return err
+}
+
+// history adds a sender's cancel or release now to the message's
+// history; the action is done, so a store that cannot write it costs a
+// log line.
+func (s *Server) history(ctx context.Context, j *store.Job, o op) {
+	msg := j.Message
+	if msg == "" {
+		msg = j.ID
+	}
+	e := store.Event{Message: msg, At: s.now(), Event: "password_canceled", Actor: j.Sender, Via: "page", Detail: "job " + j.ID}
+	if o == opRelease {
+		e.Event = "password_release_now"
+	}
+	if err := s.st.AddEvent(context.WithoutCancel(ctx), e); err != nil {
+		s.log.Error("could not write the message's history", "id", j.ID, "error", err.Error())
+	}
 }
 
 // notFound is the one answer for an unknown path, a malformed token, an

@@ -268,7 +268,7 @@ zg_start() {
 	ZG_STARTS=$((ZG_STARTS + 1))
 	ZG_LOG=$W/zipgate-$ZG_STARTS.log
 	"$W/zipgate" serve -listen "127.0.0.1:$FILTER_PORT" -next-hop "127.0.0.1:$REINJECT_PORT" \
-		-data "$data" -delay "$delay" -web-listen "127.0.0.1:$WEB_PORT" "$@" 2>"$ZG_LOG" &
+		-data "$data" -delay "$delay" -web-listen "127.0.0.1:$WEB_PORT" -admin-listen 127.0.0.1:0 "$@" 2>"$ZG_LOG" &
 	ZG_PID=$!
 	if ! wait_until 15 "zipgate started (log $ZG_LOG)" zg_log_has '"msg":"zipgate started"'; then
 		cat "$ZG_LOG" >&2

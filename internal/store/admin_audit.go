@@ -1,0 +1,388 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Audit is the trail of what happened to each message and what admins
+// changed (events), and the searches the admin pages and API make over
+// it joined with the message records.
+type Audit interface {
+	// RecordMessage writes m's record as it is now (nil: none) with its
+	// file names (nil: unchanged), and adds events, in one transaction.
+	RecordMessage(ctx context.Context, m *Message, files []File, evs []Event) error
+	// SearchEvents calls fn for each event q matches, newest first.
+	SearchEvents(ctx context.Context, q AuditQuery, fn func(AuditRow) error) error
+	// FindMessages returns message records q matches, newest first.
+	FindMessages(ctx context.Context, q MessageQuery) ([]*MessageSummary, error)
+	// FindMessage is one record with what the pages show of it.
+	FindMessage(ctx context.Context, id string) (*MessageSummary, error)
+	// JobsOf returns the release jobs of a message, passwords left out.
+	JobsOf(ctx context.Context, message string) ([]*Job, error)
+	// Counts are the jobs and held messages by state (metrics).
+	Counts(ctx context.Context) (Counts, error)
+	// PurgeAudit deletes events and message records older than before,
+	// and sessions that expired; it counts the events.
+	PurgeAudit(ctx context.Context, before time.Time) (int, error)
+}
+
+// AuditQuery selects events. Every field is optional; text matches are
+// substrings, case-insensitive for ASCII.
+type AuditQuery struct {
+	// Q matches the message's sender, recipients, subject and file names,
+	// and the event's detail, actor and target.
+	Q      string
+	Sender string
+	Rcpt   string
+	// Domain: a recipient in this domain, or a policy for it.
+	Domain string
+	File   string
+	Since  time.Time // at or after
+	Until  time.Time // before
+	Limit  int       // 0: all
+}
+
+// AuditRow is one event with the record of its message ("" fields for an
+// event that is about no message).
+type AuditRow struct {
+	Seq int64
+	Event
+	Sender  string
+	Rcpts   []string
+	Subject string
+	Files   []File
+}
+
+// MessageQuery selects message records.
+type MessageQuery struct {
+	Sender, Rcpt, Domain, File string
+	// State: held, scheduled (a password waits), released, canceled,
+	// failed, refused (5xx to Postfix), deferred (4xx); "" any.
+	State        string
+	Since, Until time.Time
+	Limit        int
+}
+
+// MessageStates are the values MessageQuery.State takes.
+var MessageStates = []string{"held", "scheduled", "released", "canceled", "failed", "refused", "deferred"}
+
+// MessageSummary is a message record with its file names, the state of
+// its held message ("" when it was never held) and of its jobs.
+type MessageSummary struct {
+	Message
+	Files []File
+	Held  HeldState
+	Jobs  []State
+}
+
+// Counts are what the metrics show of the store.
+type Counts struct {
+	Jobs map[State]int
+	Held map[HeldState]int
+}
+
+// filesJSON keeps names as written: & < > stay themselves, so a search
+// for them finds them.
+func filesJSON(files []File) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if files == nil {
+		files = []File{}
+	}
+	enc.Encode(files)
+	return strings.TrimSpace(b.String())
+}
+
+func (s *SQLite) RecordMessage(ctx context.Context, m *Message, files []File, evs []Event) error {
+	tx, done, err := s.begin(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if m != nil {
+		if _, err := tx.ExecContext(ctx, upsertMessage, messageArgs(m)...); err != nil {
+			return fmt.Errorf("message %s: %w", m.ID, err)
+		}
+		if files != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE messages SET files = ? WHERE id = ?`, filesJSON(files), m.ID); err != nil {
+				return err
+			}
+		}
+	}
+	for _, e := range evs {
+		if err := addEvent(ctx, tx, e); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// like makes a LIKE pattern that matches s anywhere, its own % and _
+// taken literally (ESCAPE '\').
+func like(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(s) + "%"
+}
+
+// where gathers the conditions of a search: fixed SQL, values as
+// arguments.
+type where struct {
+	conds []string
+	args  []any
+}
+
+func (w *where) add(cond string, args ...any) {
+	w.conds = append(w.conds, cond)
+	w.args = append(w.args, args...)
+}
+
+func (w *where) sql() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// domainPattern: recipients are kept as a JSON list, so an address in the
+// domain ends in @domain".
+func domainPattern(domain string) string {
+	return like("@" + strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), ".")) + `"`)
+}
+
+func (s *SQLite) SearchEvents(ctx context.Context, q AuditQuery, fn func(AuditRow) error) error {
+	var w where
+	if q.Q != "" {
+		p := like(q.Q)
+		w.add(`(m.sender LIKE ? ESCAPE '\' OR m.rcpts LIKE ? ESCAPE '\' OR m.subject LIKE ? ESCAPE '\'
+			OR m.files LIKE ? ESCAPE '\' OR e.detail LIKE ? ESCAPE '\' OR e.actor LIKE ? ESCAPE '\'
+			OR e.target LIKE ? ESCAPE '\' OR e.message = ?)`, p, p, p, p, p, p, p, q.Q)
+	}
+	if q.Sender != "" {
+		w.add(`m.sender LIKE ? ESCAPE '\'`, like(q.Sender))
+	}
+	if q.Rcpt != "" {
+		w.add(`m.rcpts LIKE ? ESCAPE '\'`, like(q.Rcpt))
+	}
+	if q.Domain != "" {
+		d := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(q.Domain), "."))
+		w.add(`(m.rcpts LIKE ? ESCAPE '\' OR e.target = ?)`, domainPattern(d), "policy "+d)
+	}
+	if q.File != "" {
+		w.add(`m.files LIKE ? ESCAPE '\'`, like(q.File))
+	}
+	if !q.Since.IsZero() {
+		w.add(`e.at >= ?`, ms(q.Since))
+	}
+	if !q.Until.IsZero() {
+		w.add(`e.at < ?`, ms(q.Until))
+	}
+	query := `SELECT e.seq, e.message, e.at, e.event, e.actor, e.via, e.detail, e.target,
+		COALESCE(m.sender, ''), COALESCE(m.rcpts, '[]'), COALESCE(m.subject, ''), COALESCE(m.files, '[]')
+		FROM events e LEFT JOIN messages m ON m.id = e.message AND e.message != ''` + w.sql() + ` ORDER BY e.seq DESC`
+	if q.Limit > 0 {
+		query += fmt.Sprintf(" LIMIT %d", q.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, query, w.args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r AuditRow
+		var at int64
+		var rcpts, files string
+		if err := rows.Scan(&r.Seq, &r.Message, &at, &r.Event.Event, &r.Actor, &r.Via, &r.Detail, &r.Target,
+			&r.Sender, &rcpts, &r.Subject, &files); err != nil {
+			return err
+		}
+		r.At = fromMS(at)
+		if err := json.Unmarshal([]byte(rcpts), &r.Rcpts); err != nil {
+			return fmt.Errorf("message %s recipients: %w", r.Message, err)
+		}
+		if err := json.Unmarshal([]byte(files), &r.Files); err != nil {
+			return fmt.Errorf("message %s files: %w", r.Message, err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+const summaryColumns = `m.id, m.msg_key, m.created_at, m.updated_at, m.sender, m.rcpts, m.queue_id, m.message_id,
+	m.subject, m.size, m.groups, m.result, m.files, COALESCE((SELECT state FROM held h WHERE h.id = m.id), ''),
+	COALESCE((SELECT GROUP_CONCAT(state) FROM jobs j WHERE j.message = m.id OR j.id = m.id), '')`
+
+func scanSummary(row interface{ Scan(...any) error }) (*MessageSummary, error) {
+	var ms MessageSummary
+	m := &ms.Message
+	var created, updated int64
+	var rcpts, groups, files, jobs string
+	if err := row.Scan(&m.ID, &m.Key, &created, &updated, &m.Sender, &rcpts, &m.QueueID, &m.MessageID,
+		&m.Subject, &m.Size, &groups, &m.Result, &files, &ms.Held, &jobs); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		src string
+		dst any
+	}{{rcpts, &m.Rcpts}, {groups, &m.Groups}, {files, &ms.Files}} {
+		if err := json.Unmarshal([]byte(f.src), f.dst); err != nil {
+			return nil, fmt.Errorf("message %s: %w", m.ID, err)
+		}
+	}
+	m.CreatedAt, m.UpdatedAt = fromMS(created), fromMS(updated)
+	if jobs != "" {
+		for _, st := range strings.Split(jobs, ",") {
+			ms.Jobs = append(ms.Jobs, State(st))
+		}
+	}
+	return &ms, nil
+}
+
+// jobOf: the jobs of a message name it; the first zip's job of a message
+// stored before they did has the message's id.
+const jobOf = `(j.message = m.id OR j.id = m.id)`
+
+func (s *SQLite) FindMessages(ctx context.Context, q MessageQuery) ([]*MessageSummary, error) {
+	var w where
+	if q.Sender != "" {
+		w.add(`m.sender LIKE ? ESCAPE '\'`, like(q.Sender))
+	}
+	if q.Rcpt != "" {
+		w.add(`m.rcpts LIKE ? ESCAPE '\'`, like(q.Rcpt))
+	}
+	if q.Domain != "" {
+		w.add(`m.rcpts LIKE ? ESCAPE '\'`, domainPattern(q.Domain))
+	}
+	if q.File != "" {
+		w.add(`m.files LIKE ? ESCAPE '\'`, like(q.File))
+	}
+	if !q.Since.IsZero() {
+		w.add(`m.created_at >= ?`, ms(q.Since))
+	}
+	if !q.Until.IsZero() {
+		w.add(`m.created_at < ?`, ms(q.Until))
+	}
+	jobIn := func(states string) string {
+		return `EXISTS (SELECT 1 FROM jobs j WHERE ` + jobOf + ` AND j.state IN (` + states + `))`
+	}
+	heldIn := func(states string) string {
+		return `EXISTS (SELECT 1 FROM held h WHERE h.id = m.id AND h.state IN (` + states + `))`
+	}
+	switch q.State {
+	case "":
+	case "held":
+		w.add(heldIn(`'held', 'sending'`))
+	case "scheduled":
+		w.add(jobIn(`'pending', 'scheduled', 'sending'`))
+	case "released":
+		w.add(jobIn(`'released'`))
+	case "canceled":
+		w.add(`(` + jobIn(`'canceled'`) + ` OR ` + heldIn(`'canceled', 'rejected', 'expired'`) + `)`)
+	case "failed":
+		w.add(`(` + jobIn(`'failed'`) + ` OR ` + heldIn(`'failed'`) + `)`)
+	case "refused":
+		w.add(`m.result LIKE '5%'`)
+	case "deferred":
+		w.add(`m.result LIKE '4%'`)
+	default:
+		return nil, fmt.Errorf("state %q is not one of %s", q.State, strings.Join(MessageStates, ", "))
+	}
+	limit := q.Limit
+	if limit <= 0 || limit > 1000 {
+		limit = 1000
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM messages m`+w.sql()+
+		fmt.Sprintf(` ORDER BY m.created_at DESC, m.id LIMIT %d`, limit), w.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*MessageSummary
+	for rows.Next() {
+		m, err := scanSummary(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLite) FindMessage(ctx context.Context, id string) (*MessageSummary, error) {
+	m, err := scanSummary(s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM messages m WHERE m.id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoMessage
+	}
+	return m, err
+}
+
+func (s *SQLite) JobsOf(ctx context.Context, message string) ([]*Job, error) {
+	jobs, err := s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE message = ? OR id = ? ORDER BY created_at, id`,
+		message, message)
+	for _, j := range jobs {
+		j.Password = "" // the pages and the API never show it
+	}
+	return jobs, err
+}
+
+func (s *SQLite) Counts(ctx context.Context) (Counts, error) {
+	c := Counts{Jobs: map[State]int{}, Held: map[HeldState]int{}}
+	for _, q := range []struct {
+		sql string
+		put func(string, int)
+	}{
+		{`SELECT state, COUNT(*) FROM jobs GROUP BY state`, func(st string, n int) { c.Jobs[State(st)] = n }},
+		{`SELECT state, COUNT(*) FROM held GROUP BY state`, func(st string, n int) { c.Held[HeldState(st)] = n }},
+	} {
+		rows, err := s.db.QueryContext(ctx, q.sql)
+		if err != nil {
+			return c, err
+		}
+		for rows.Next() {
+			var st string
+			var n int
+			if err := rows.Scan(&st, &n); err != nil {
+				rows.Close()
+				return c, err
+			}
+			q.put(st, n)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+func (s *SQLite) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
+	tx, done, err := s.begin(ctx, false)
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	res, err := tx.ExecContext(ctx, `DELETE FROM events WHERE at < ?`, ms(before))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	// A record still needed by a job or a held message stays.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE updated_at < ?
+		AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.message = messages.id)
+		AND NOT EXISTS (SELECT 1 FROM held h WHERE h.id = messages.id)`, ms(before)); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM admin_sessions WHERE expires_at < ?`, ms(time.Now())); err != nil {
+		return 0, err
+	}
+	return int(n), tx.Commit()
+}
