@@ -187,6 +187,9 @@ func (s *Server) lookup(w http.ResponseWriter, ctx context.Context, token string
 	return j, true
 }
 
+// errNoPassword: Release now of a link opened by one-time codes.
+var errNoPassword = errors.New("the download link opens with one-time codes; it has no password to send")
+
 // links are the URLs the page points to, relative to where it is shown,
 // so that a path prefix stripped by a reverse proxy still works.
 type links struct{ Cancel, Release, Revoke, Page string }
@@ -250,6 +253,10 @@ func (s *Server) action(o op) http.HandlerFunc {
 					err = store.ErrFinished
 				}
 			}
+		} else if l, lerr := s.st.GetLink(ctx, j.ID); lerr == nil && l.Auth == policy.AuthOTP {
+			// The button is not shown: its page mails codes, there is
+			// no password that could go.
+			err, what = errNoPassword, "released now"
 		} else {
 			err, what = s.st.ReleaseNow(ctx, j.ID, now), "released now"
 		}
@@ -281,6 +288,8 @@ func (s *Server) action(o op) http.HandlerFunc {
 			}
 		case errors.Is(err, store.ErrFinished):
 			m = &msgFinished
+		case errors.Is(err, errNoPassword):
+			m = &msgNoPassword
 		default:
 			s.fail(w, "sender page: "+what, err)
 			return
@@ -443,6 +452,8 @@ var (
 		"The password was already canceled; it cannot be sent."}
 	msgFinished = bi{"この送信は既に終了しているため、変更できません。",
 		"This job is already finished; it cannot be changed."}
+	msgNoPassword = bi{"このダウンロードリンクは、受信者が求めたときにページが確認コードをメールで送ります。送るパスワードはありません。",
+		"This download link opens with codes its page mails to the recipients on request; there is no password to send."}
 )
 
 type fileView struct{ Name, Size string }
