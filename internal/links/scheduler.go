@@ -78,6 +78,12 @@ func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 			firstErr = err
 		}
 	}
+	if s.lastSweep.IsZero() {
+		// The first pass after a start: no download is in flight here.
+		if err := s.endUsedUp(ctx, now); err != nil {
+			firstErr = errors.Join(firstErr, err)
+		}
+	}
 	if now.Sub(s.lastSweep) > time.Hour {
 		if err := s.sweep(ctx, now); err != nil {
 			firstErr = errors.Join(firstErr, err)
@@ -87,6 +93,27 @@ func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 	}
 	next, err := s.Store.NextLinkWake(ctx)
 	return next, errors.Join(firstErr, err)
+}
+
+// endUsedUp ends the links whose last allowed download was counted but
+// that a stop left active; their files go on the next pass.
+func (s *Scheduler) endUsedUp(ctx context.Context, now time.Time) error {
+	list, err := s.Store.UsedUpLinks(ctx)
+	if err != nil {
+		return err
+	}
+	for _, l := range list {
+		err := s.Store.EndLink(ctx, l.ID, store.LinkUsedUp, "zipgate", store.Event{Message: l.Message, At: now,
+			Event: "link_used_up", Actor: "zipgate", Via: "scheduler", Detail: fmt.Sprintf("%s | %d downloads", l.ID, l.Downloads)})
+		if err != nil && !errors.Is(err, store.ErrLinkEnded) {
+			return err
+		}
+		if err == nil {
+			s.Log.Info("download link ended: its downloads ran out before a stop", "id", l.ID, "message", l.Message,
+				"downloads", l.Downloads)
+		}
+	}
+	return nil
 }
 
 // sweep deletes files that no link holds: a crash between keeping them

@@ -121,6 +121,9 @@ type Links interface {
 	// past their expiry, or created before retention; ended ones whose
 	// files are still there; notices owed to the sender.
 	LinkWork(ctx context.Context, now, retention time.Time, limit int) ([]*Link, error)
+	// UsedUpLinks are active links whose downloads ran out: a stop came
+	// between counting the last download and ending the link.
+	UsedUpLinks(ctx context.Context) ([]*Link, error)
 	// NextLinkWake is the earliest time a link needs work (zero: none).
 	NextLinkWake(ctx context.Context) (time.Time, error)
 	MarkLinkFilesGone(ctx context.Context, id string) error
@@ -392,6 +395,11 @@ func (s *SQLite) LinkWork(ctx context.Context, now, retention time.Time, limit i
 		OR (state NOT IN ('pending', 'active') AND files_gone = 0)
 		OR (`+linkNoticeOwed+`)
 		ORDER BY created_at, id LIMIT ?`, t, ms(retention), t, limit)
+}
+
+func (s *SQLite) UsedUpLinks(ctx context.Context) ([]*Link, error) {
+	return s.queryLinks(ctx, `SELECT `+linkColumns+` FROM links WHERE
+		state = 'active' AND max_downloads > 0 AND downloads >= max_downloads ORDER BY created_at, id`)
 }
 
 func (s *SQLite) NextLinkWake(ctx context.Context) (time.Time, error) {
