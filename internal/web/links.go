@@ -60,12 +60,14 @@ type LinkPages struct {
 // Limits of the page. Wrong passwords and codes: at most linkTries per
 // link and clientTries per client address within tryWindow, on top of
 // the lock at links.LockAt wrong tries in all. Codes: one a minute per
-// link, codesPerClient per client within tryWindow.
+// link, codesPerClient per client within tryWindow. Page views: one
+// recorded per client and link, viewsPerLink per link within tryWindow.
 const (
 	tryWindow      = 10 * time.Minute
 	linkTries      = 5
 	clientTries    = 10
 	codesPerClient = 5
+	viewsPerLink   = 20
 	codeEvery      = time.Minute
 	codeLife       = 10 * time.Minute
 	sessionLife    = time.Hour
@@ -117,6 +119,16 @@ func (l *limiter) recent(key string, now time.Time) []time.Time {
 	}
 	l.hits[key] = list
 	return list
+}
+
+// last is the time of key's latest hit within the window (zero: none).
+func (l *limiter) last(key string, now time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if list := l.recent(key, now); len(list) > 0 {
+		return list[len(list)-1]
+	}
+	return time.Time{}
 }
 
 // client is the address the request came from: the connection's, or,
@@ -244,7 +256,15 @@ func (s *Server) linkPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	s.record(r.Context(), s.event(r, l, dl.EventView, ""), l)
+	// A view is history, not a key: one per client address and link in
+	// the window, at most viewsPerLink in all, so a reload loop or a
+	// crawler does not grow the store.
+	now, client := s.now(), s.client(r)
+	if !s.Links.limits.over("view:"+l.ID+"|"+client, 1, now) && !s.Links.limits.over("views:"+l.ID, viewsPerLink, now) {
+		s.Links.limits.add("view:"+l.ID+"|"+client, now)
+		s.Links.limits.add("views:"+l.ID, now)
+		s.record(r.Context(), s.event(r, l, dl.EventView, ""), l)
+	}
 	s.renderLink(w, r, l, token, nil)
 }
 
@@ -342,7 +362,10 @@ func (s *Server) linkView(l *store.Link, token string, now time.Time) *linkView 
 		} else {
 			v.AskAddress = true
 		}
-		v.CodeOpen = len(l.CodeHash) > 0 && now.Before(l.CodeExpires)
+		// Shown while a code is in force, and after any ask for one (also
+		// for an address that is no recipient): the page looks the same.
+		v.CodeOpen = len(l.CodeHash) > 0 && now.Before(l.CodeExpires) ||
+			now.Sub(s.Links.limits.last("codelink:"+l.ID, now)) < codeLife
 	}
 	return v
 }
@@ -472,10 +495,16 @@ func (s *Server) linkSendCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, now, client := r.Context(), s.now(), s.client(r)
-	if now.Sub(l.CodeSentAt) < codeEvery || s.Links.limits.over("code:"+client, codesPerClient, now) {
+	// One code a minute per link, whoever asked for whom (the stored
+	// time survives a restart; the limiter also counts asks for
+	// addresses that are no recipient, so both pace alike).
+	if now.Sub(l.CodeSentAt) < codeEvery || now.Sub(s.Links.limits.last("codelink:"+l.ID, now)) < codeEvery ||
+		s.Links.limits.over("code:"+client, codesPerClient, now) {
 		s.renderLink(w, r, l, token, &msgCodeWait)
 		return
 	}
+	s.Links.limits.add("codelink:"+l.ID, now)
+	s.Links.limits.add("code:"+client, now)
 	to := l.Rcpts[0]
 	if len(l.Rcpts) > 1 {
 		asked := strings.ToLower(strings.TrimSpace(r.PostForm.Get("address")))
@@ -486,9 +515,9 @@ func (s *Server) linkSendCode(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		if to == "" {
-			// The same answer as a code on its way: the page does not tell
-			// who the mail went to. Counted like a wrong try.
-			s.Links.limits.add("code:"+client, now)
+			// The same answer as a code on its way (the code form, the
+			// same pacing after): the page does not tell who the mail
+			// went to, Bcc recipients included.
 			s.record(ctx, s.event(r, l, "link_code_refused", asked), l)
 			s.renderLink(w, r, l, token, &msgCodeSent)
 			return
@@ -506,7 +535,6 @@ func (s *Server) linkSendCode(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, "download link: storing a code", err)
 		return
 	}
-	s.Links.limits.add("code:"+client, now)
 	if err := s.Links.Codes.SendCode(ctx, l, to, code, expires.In(s.loc())); err != nil {
 		s.log.Warn("download link: code mail not sent", "id", l.ID, "to", to, "error", err.Error())
 		s.renderLink(w, r, l, token, &msgCodeNotSent)
