@@ -356,6 +356,11 @@ func warnings(cfg config.Config) []string {
 			"12 known bytes of one entry (a file format's header, a stored PNG or zip) recover the keys "+
 			"and open every file of that zip without the password; use aes256 unless recipients cannot open it")
 	}
+	if strings.HasPrefix(cfg.Web.BaseURL, "https:") && len(cfg.Links.TrustedProxies) == 0 {
+		w = append(w, "web.base_url is https (a proxy in front) but links.trusted_proxies is empty: every recipient "+
+			"of a download link then comes from the proxy's address, so one person's wrong passwords hold back "+
+			"everyone's for 10 minutes and the history shows the proxy; set links.trusted_proxies to its address")
+	}
 	return w
 }
 

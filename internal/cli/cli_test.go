@@ -136,3 +136,19 @@ func TestServeHelpShowsRealDefaults(t *testing.T) {
 		t.Errorf("a made-up default shows:\n%s", errOut)
 	}
 }
+
+// Behind an https proxy without links.trusted_proxies, every recipient
+// of a download link shares one address: configtest says so.
+func TestConfigtestWarnsOfAnUntrustedProxy(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "zipgate.toml")
+	data := "data_dir = \"" + t.TempDir() + "\"\n[web]\nbase_url = \"https://zipgate.example.jp\"\n"
+	os.WriteFile(conf, []byte(data), 0o600)
+	code, out, errOut := runCLI("configtest", "-config", conf)
+	if code != 0 || !strings.Contains(out+errOut, "links.trusted_proxies is empty") {
+		t.Fatalf("configtest %d:\n%s%s", code, out, errOut)
+	}
+	os.WriteFile(conf, []byte(data+"[links]\ntrusted_proxies = [\"10.0.0.5\"]\n"), 0o600)
+	if code, out, errOut := runCLI("configtest", "-config", conf); code != 0 || strings.Contains(out+errOut, "trusted_proxies") {
+		t.Fatalf("configtest %d with the proxy set:\n%s%s", code, out, errOut)
+	}
+}
