@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -651,4 +652,170 @@ func (r *linkRig) sendLinkedAgain(t *testing.T) (mailtest.Received, string) {
 		}
 	}
 	return got[0], link
+}
+
+// A link opened by codes has no password: the sender page shows no
+// Release now, and a POST of it (an old tab, a crafted form) mails
+// nothing and says why.
+func TestReleaseOfALinkOpenedByCodesSendsNoPassword(t *testing.T) {
+	r := startLinks(t, localDomains)
+	r.sendLinked(t, policy.Policy{LinkAuth: policy.AuthOTP})
+	r.release(t) // the sender's notice
+	s := regexp.MustCompile(`https://zipgate\.example\.jp/s/[A-Za-z0-9_-]+`).FindString(
+		noticeSaying(t, byKind(r.hop.Messages())["notice"], "Take back"))
+	if s == "" {
+		t.Fatal("no sender page in the notice")
+	}
+	page := strings.Replace(s, "https://zipgate.example.jp", r.srv.URL, 1)
+	b := newBrowser(t)
+	if _, body := b.get(page); strings.Contains(string(body), `/release"`) {
+		t.Errorf("the sender page offers Release now for a link opened by codes")
+	}
+	resp, body := b.post(page, "release", url.Values{})
+	r.release(t)
+	if pw := byKind(r.hop.Messages())["password"]; len(pw) > 0 {
+		t.Fatalf("POST release mailed a password to %s", rcptsOf(pw[0]))
+	}
+	if resp.StatusCode != http.StatusConflict || !strings.Contains(string(body), "no password to send") {
+		t.Errorf("POST release answered %d:\n%s", resp.StatusCode, body)
+	}
+	if l := r.only(t); l.State != store.LinkActive {
+		t.Errorf("the link is %s after a refused release", l.State)
+	}
+}
+
+// A stop between counting a link's last allowed download and ending it
+// leaves it active: the first pass of the links scheduler after the
+// start ends it and deletes its files, instead of keeping them until the
+// expiry.
+func TestUsedUpLinkEndedAfterARestart(t *testing.T) {
+	r := startLinks(t, localDomains)
+	one := 1
+	r.sendLinked(t, policy.Policy{MaxDownloads: &one})
+	l := r.only(t)
+	// What web does for the last download, without the end that follows.
+	if _, err := r.store.LinkDownload(context.Background(), l.ID, time.Now(),
+		store.Event{Message: l.Message, At: time.Now(), Event: links.EventDownload, Actor: "192.0.2.1", Via: "link", Detail: l.ID}); err != nil {
+		t.Fatal(err)
+	}
+	r.runLinks(t) // the first pass of a started scheduler
+	r.runLinks(t)
+	if l = r.only(t); l.State != store.LinkUsedUp || len(l.FileKey) != 0 {
+		t.Fatalf("after a restart the used-up link is %s (key kept: %v)", l.State, len(l.FileKey) != 0)
+	}
+	if n := filesOnDisk(t, r.dir); n != 0 {
+		t.Fatalf("%d files of a used-up link stay", n)
+	}
+}
+
+// On a link opened by codes with several recipients, asking a code for
+// an address the copy did not go to gets the very answer a recipient
+// gets (the code form, then the same wait): nobody learns from the page
+// who else got the mail, a Bcc included.
+func TestCodeFormDoesNotTellRecipients(t *testing.T) {
+	r := startLinks(t, localDomains)
+	setPolicy(t, r.harness, policy.Policy{Domain: "partner.example", Action: policy.Link, LinkAuth: policy.AuthOTP})
+	// carol is only in the envelope: a Bcc.
+	if se := send(t, r.addr, "taro@example.co.jp", []string{"bob@partner.example", "carol@partner.example"}, linkMail()); se != nil {
+		t.Fatalf("%v", se)
+	}
+	link := linkIn(t, byKind(r.hop.Messages())["link"][0])
+	r.release(t)
+	probe := func(addr string) (int, string) {
+		b := newBrowser(t)
+		resp, body := b.post(link, "code", url.Values{"address": {addr}})
+		return resp.StatusCode, string(body)
+	}
+	s1, body1 := probe("nobody@partner.example")
+	w1, wait1 := probe("someone@partner.example")
+	r.ahead += 2 * time.Minute
+	codes := len(byKind(r.hop.Messages())["code"])
+	s2, body2 := probe("carol@partner.example")
+	w2, wait2 := probe("someone@partner.example")
+	if n := len(byKind(r.hop.Messages())["code"]); n != codes+1 {
+		t.Fatalf("carol's code: %d code mails, want %d", n, codes+1)
+	}
+	if s1 != s2 || body1 != body2 {
+		t.Errorf("a non-recipient gets %d, a Bcc recipient %d; the pages differ: %v", s1, s2, body1 != body2)
+	}
+	if !strings.Contains(body2, `name="code"`) {
+		t.Errorf("no code form after a code was sent:\n%s", body2)
+	}
+	// And the page itself, opened afresh after each ask.
+	r.ahead += 2 * time.Minute
+	_, page2 := newBrowser(t).get(link)
+	r.ahead += 20 * time.Minute
+	probe("nobody@partner.example")
+	_, page1 := newBrowser(t).get(link)
+	if string(page1) != string(page2) {
+		t.Errorf("the page after an ask for a non-recipient differs from the page after a recipient's")
+	}
+	if w1 != w2 || wait1 != wait2 {
+		t.Errorf("the next ask gets %d after a non-recipient, %d after a recipient:\n%s\n----\n%s", w1, w2, wait1, wait2)
+	}
+}
+
+func linkIn(t *testing.T, m mailtest.Received) string {
+	t.Helper()
+	for _, e := range leaves(t, m.Data) {
+		if l := dlLinkRe.Find(e.body); l != nil {
+			return string(l)
+		}
+	}
+	t.Fatalf("no link in:\n%s", m.Data)
+	return ""
+}
+
+// Page views are history, not a key: a reload loop records one view per
+// client in the window, and a flood from many addresses a bounded number.
+func TestPageViewsRecordedWithinBounds(t *testing.T) {
+	r := startLinks(t, localDomains)
+	_, link := r.sendLinked(t, policy.Policy{})
+	r.release(t)
+	l := r.only(t)
+	for range 50 {
+		resp, err := http.Get(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("view: %d", resp.StatusCode)
+		}
+	}
+	views := func() int {
+		ev, _ := r.store.Events(context.Background(), l.Message)
+		n := 0
+		for _, e := range ev {
+			if e.Event == links.EventView {
+				n++
+			}
+		}
+		return n
+	}
+	if n := views(); n != 1 {
+		t.Errorf("50 views from one browser stored %d events, want 1", n)
+	}
+	r.ahead += 11 * time.Minute
+	resp, _ := http.Get(link)
+	resp.Body.Close()
+	if n := views(); n != 2 {
+		t.Errorf("a view after the window stored %d in all, want 2", n)
+	}
+	// Many addresses behind the trusted proxy.
+	r.web.Links.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	for i := range 100 {
+		req, _ := http.NewRequest("GET", link, nil)
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.51.100.%d", i+1))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	// The window holds the view after it and 19 more: 20 a link.
+	if n := views(); n != 21 {
+		t.Errorf("100 addresses in the window stored %d views in all, want 21 (20 in the window)", n)
+	}
 }
