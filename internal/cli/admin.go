@@ -58,6 +58,17 @@ func adminConfig(path, data string, stderr io.Writer) (config.Config, bool) {
 }
 
 // adminStore opens the store for an admin command, or says why not.
+// openAdmin loads the configuration and opens the store an admin command
+// works on; on false it has said why.
+func openAdmin(path, data string, stderr io.Writer) (config.Config, store.Store, bool) {
+	cfg, ok := adminConfig(path, data, stderr)
+	if !ok {
+		return cfg, nil, false
+	}
+	st, ok := adminStore(cfg, stderr)
+	return cfg, st, ok
+}
+
 func adminStore(cfg config.Config, stderr io.Writer) (store.Store, bool) {
 	st, err := openExistingStore(cfg)
 	if err != nil {

@@ -34,11 +34,7 @@ func jobs(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	cfg, ok := adminConfig(*path, *data, stderr)
-	if !ok {
-		return 1
-	}
-	st, ok := adminStore(cfg, stderr)
+	_, st, ok := openAdmin(*path, *data, stderr)
 	if !ok {
 		return 1
 	}

@@ -88,11 +88,7 @@ func policyCmd(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	cfg, ok := adminConfig(*path, *data, stderr)
-	if !ok {
-		return 1
-	}
-	st, ok := adminStore(cfg, stderr)
+	cfg, st, ok := openAdmin(*path, *data, stderr)
 	if !ok {
 		return 1
 	}

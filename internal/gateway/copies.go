@@ -217,33 +217,45 @@ func (g *Gateway) zip(c *outgoing, m *store.Message, pl *rewrite.Plan, prior *st
 	if err != nil {
 		return reply.Internal(err)
 	}
+	if err := c.rewrite(g, pl, rewrite.Output{ID: id, ZipName: zipName, Zip: zipFile.Reader(), Notice: text}); err != nil {
+		return err
+	}
+	if c.reused {
+		return nil
+	}
+	c.job = c.newJob(m, pl, id, now)
+	c.job.Subject, c.job.MessageID = mimeparam.DecodeHeader(pl.Root.Get("Subject")), pl.Root.Get("Message-ID")
+	c.job.ZipName, c.job.Password = zipName, pw
+	for _, e := range c.entries {
+		c.job.Files = append(c.job.Files, store.File{Name: e.Name, Size: e.Size, SHA256: fmt.Sprintf("%x", e.SHA256)})
+	}
+	return nil
+}
+
+// rewrite writes the copy's message: pl with out (the zip or the link's
+// notice) in place of the attachments, to a spool of its own.
+func (c *outgoing) rewrite(g *Gateway, pl *rewrite.Plan, out rewrite.Output) error {
+	out.TempDir, out.DropField = g.tempDir, g.brokenSignature
 	c.out = spool.New(g.tempDir, g.threshold)
 	obuf := bufio.NewWriterSize(c.out, 64<<10)
-	if err := pl.Write(obuf, rewrite.Output{
-		ID: id, ZipName: zipName, Zip: zipFile.Reader(), Notice: text, TempDir: g.tempDir,
-		DropField: g.brokenSignature,
-	}); err != nil {
+	if err := pl.Write(obuf, out); err != nil {
 		return reply.Internal(fmt.Errorf("rewriting: %w", err))
 	}
 	if err := obuf.Flush(); err != nil {
 		return reply.Internal(fmt.Errorf("rewriting: %w", err))
 	}
-	if c.reused {
-		return nil
-	}
+	return nil
+}
+
+// newJob is the password job of the copy, as far as zips and links share it.
+func (c *outgoing) newJob(m *store.Message, pl *rewrite.Plan, id string, now time.Time) *store.Job {
 	hdr := pl.Root
-	c.job = &store.Job{
+	return &store.Job{
 		ID: id, Sender: c.env.From, Rcpts: c.addrs(),
 		HeaderFrom: hdr.Get("From"), HeaderTo: hdr.Get("To"), HeaderCc: hdr.Get("Cc"),
-		Subject: mimeparam.DecodeHeader(hdr.Get("Subject")), MessageID: hdr.Get("Message-ID"),
-		ZipName: zipName, Password: pw, CreatedAt: now, DueAt: c.due(now),
-		Message: m.ID, Key: m.Key, PasswordTo: c.settings.PasswordTo, Language: c.settings.Language,
-		Rule: c.groups[0].Rule,
+		CreatedAt: now, DueAt: c.due(now), Message: m.ID, Key: m.Key,
+		PasswordTo: c.settings.PasswordTo, Language: c.settings.Language, Rule: c.groups[0].Rule,
 	}
-	for _, e := range c.entries {
-		c.job.Files = append(c.job.Files, store.File{Name: e.Name, Size: e.Size, SHA256: fmt.Sprintf("%x", e.SHA256)})
-	}
-	return nil
 }
 
 // due is when the password of a copy that leaves at now goes: after the

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -16,7 +15,6 @@ import (
 	"github.com/zipgate/zipgate/internal/release"
 	"github.com/zipgate/zipgate/internal/reply"
 	"github.com/zipgate/zipgate/internal/rewrite"
-	"github.com/zipgate/zipgate/internal/spool"
 	"github.com/zipgate/zipgate/internal/store"
 	"github.com/zipgate/zipgate/internal/zipper"
 )
@@ -135,25 +133,15 @@ func (g *Gateway) link(c *outgoing, m *store.Message, pl *rewrite.Plan, prior *s
 	if err != nil {
 		return reply.Internal(err)
 	}
-	c.out = spool.New(g.tempDir, g.threshold)
-	obuf := bufio.NewWriterSize(c.out, 64<<10)
-	if err := pl.Write(obuf, rewrite.Output{ID: l.ID, Notice: text, TempDir: g.tempDir, DropField: g.brokenSignature}); err != nil {
-		return reply.Internal(fmt.Errorf("rewriting: %w", err))
-	}
-	if err := obuf.Flush(); err != nil {
-		return reply.Internal(fmt.Errorf("rewriting: %w", err))
+	if err := c.rewrite(g, pl, rewrite.Output{ID: l.ID, Notice: text}); err != nil {
+		return err
 	}
 	if c.reused {
 		return nil
 	}
-	hdr := pl.Root
-	c.job = &store.Job{
-		ID: l.ID, Sender: c.env.From, Rcpts: c.addrs(),
-		HeaderFrom: hdr.Get("From"), HeaderTo: hdr.Get("To"), HeaderCc: hdr.Get("Cc"),
-		Subject: l.Subject, MessageID: l.MessageID, ZipName: l.ZipName, Files: l.Files,
-		Password: l.Password, CreatedAt: now, DueAt: c.due(now), Message: m.ID, Key: m.Key,
-		PasswordTo: c.settings.PasswordTo, Language: c.settings.Language, Rule: c.groups[0].Rule, Link: l,
-	}
+	c.job = c.newJob(m, pl, l.ID, now)
+	c.job.Subject, c.job.MessageID, c.job.ZipName, c.job.Files = l.Subject, l.MessageID, l.ZipName, l.Files
+	c.job.Password, c.job.Link = l.Password, l
 	return nil
 }
 

@@ -158,15 +158,7 @@ func (a *Admin) Handler() http.Handler {
 // HTTPServer returns the server for the admin listener, with the sender
 // page's timeouts and header limit.
 func (a *Admin) HTTPServer(t Timeouts, errorLog *log.Logger) *http.Server {
-	return &http.Server{
-		Handler:           a.Handler(),
-		ReadHeaderTimeout: t.ReadHeader,
-		ReadTimeout:       t.Read,
-		WriteTimeout:      t.Write,
-		IdleTimeout:       t.Idle,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          errorLog,
-	}
+	return httpServer(a.Handler(), t, errorLog)
 }
 
 // Mount serves the admin pages, the API and /metrics beside the sender

@@ -459,19 +459,8 @@ func (s *Server) senderView(h *store.HeldMessage, token string, ln heldLinks, m 
 	case store.HeldSending:
 		v.Class = "open"
 		v.State = bi{"このメールを送信しています。取り消しはできません。", "The mail is being sent now; it can no longer be canceled."}
-	case store.HeldSent:
-		v.Class = "done"
-		v.State = bi{fmt.Sprintf("このメールは %s に送信されました。", at(h.FinishedAt)), fmt.Sprintf("The mail was sent at %s.", at(h.FinishedAt))}
-	case store.HeldCanceled:
-		v.Class = "canceled"
-		if strings.EqualFold(h.DecidedBy, h.Sender) {
-			v.State = bi{fmt.Sprintf("このメールの送信は %s に取り消されました。このメールは送信されません。", at(h.FinishedAt)),
-				fmt.Sprintf("You canceled this mail at %s; it will not be sent.", at(h.FinishedAt))}
-		} else {
-			by := actor(h.DecidedBy)
-			v.State = bi{fmt.Sprintf("このメールの送信は %s に%sによって取り消されました。このメールは送信されません。", at(h.FinishedAt), by.Ja),
-				fmt.Sprintf("This mail was canceled at %s by %s; it will not be sent.", at(h.FinishedAt), by.En)}
-		}
+	case store.HeldSent, store.HeldCanceled:
+		v.Class, v.State = finished(h, at, false)
 	case store.HeldRejected:
 		v.Class = "failed"
 		v.State, v.Said = rejected(h, at, ""), h.Reason
@@ -527,19 +516,8 @@ func (s *Server) approverView(h *store.HeldMessage, me, token string, ln heldLin
 	case store.HeldSending:
 		v.Class = "open"
 		v.State = bi{"このメールを送信しています。", "The mail is being sent now."}
-	case store.HeldSent:
-		v.Class = "done"
-		v.State = bi{fmt.Sprintf("このメールは %s に送信されました。", at(h.FinishedAt)), fmt.Sprintf("The mail was sent at %s.", at(h.FinishedAt))}
-	case store.HeldCanceled:
-		v.Class = "canceled"
-		if strings.EqualFold(h.DecidedBy, h.Sender) {
-			v.State = bi{fmt.Sprintf("送信者がこのメールを %s に取り消しました。このメールは送信されません。", at(h.FinishedAt)),
-				fmt.Sprintf("The sender canceled this mail at %s; it will not be sent.", at(h.FinishedAt))}
-		} else {
-			by := actor(h.DecidedBy)
-			v.State = bi{fmt.Sprintf("このメールは %s に%sによって取り消されました。このメールは送信されません。", at(h.FinishedAt), by.Ja),
-				fmt.Sprintf("This mail was canceled at %s by %s; it will not be sent.", at(h.FinishedAt), by.En)}
-		}
+	case store.HeldSent, store.HeldCanceled:
+		v.Class, v.State = finished(h, at, true)
 	case store.HeldRejected:
 		v.Class = "failed"
 		v.State, v.Said = rejected(h, at, me), h.Reason
@@ -560,6 +538,27 @@ func (s *Server) approverView(h *store.HeldMessage, me, token string, ln heldLin
 
 // rejected says who rejected h (the reason is shown apart, with its
 // line breaks); me is the approver looking, or "" on the sender's page.
+// finished says that a held message was sent or canceled, and by whom: to
+// the sender ("you") or to an approver ("the sender").
+func finished(h *store.HeldMessage, at func(time.Time) string, approverPage bool) (string, bi) {
+	when := at(h.FinishedAt)
+	switch {
+	case h.State == store.HeldSent:
+		return "done", bi{fmt.Sprintf("このメールは %s に送信されました。", when), fmt.Sprintf("The mail was sent at %s.", when)}
+	case strings.EqualFold(h.DecidedBy, h.Sender) && approverPage:
+		return "canceled", bi{fmt.Sprintf("送信者がこのメールを %s に取り消しました。このメールは送信されません。", when),
+			fmt.Sprintf("The sender canceled this mail at %s; it will not be sent.", when)}
+	case strings.EqualFold(h.DecidedBy, h.Sender):
+		return "canceled", bi{fmt.Sprintf("このメールの送信は %s に取り消されました。このメールは送信されません。", when),
+			fmt.Sprintf("You canceled this mail at %s; it will not be sent.", when)}
+	}
+	by, ja := actor(h.DecidedBy), "このメールの送信は %s に%sによって取り消されました。このメールは送信されません。"
+	if approverPage {
+		ja = "このメールは %s に%sによって取り消されました。このメールは送信されません。"
+	}
+	return "canceled", bi{fmt.Sprintf(ja, when, by.Ja), fmt.Sprintf("This mail was canceled at %s by %s; it will not be sent.", when, by.En)}
+}
+
 func rejected(h *store.HeldMessage, at func(time.Time) string, me string) bi {
 	var b bi
 	if me != "" && strings.EqualFold(h.DecidedBy, me) {

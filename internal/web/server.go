@@ -32,8 +32,13 @@ const maxHeaderBytes = 32 << 10
 // HTTPServer returns the server for the sender page, with the timeouts t,
 // the header limit, and bodies limited by Handler.
 func (s *Server) HTTPServer(t Timeouts, errorLog *log.Logger) *http.Server {
+	return httpServer(s.Handler(), t, errorLog)
+}
+
+// httpServer serves h with the timeouts t and the header limit.
+func httpServer(h http.Handler, t Timeouts, errorLog *log.Logger) *http.Server {
 	return &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: t.ReadHeader,
 		ReadTimeout:       t.Read,
 		WriteTimeout:      t.Write,
