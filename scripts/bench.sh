@@ -51,51 +51,9 @@ TIMEOUT=${BENCH_TIMEOUT:-600} # seconds, per workload
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/zipgate-bench.XXXXXX")
-pids=()
-
-# stop ends one process this script started: TERM, at most 10 s, then KILL.
-stop() {
-	local pid=$1 i
-	kill -TERM "$pid" 2>/dev/null || return 0
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
-}
-
-# forget drops a stopped pid from the list cleanup stops.
-forget() {
-	local keep=() pid
-	for pid in "${pids[@]}"; do
-		[[ $pid == "$1" ]] || keep+=("$pid")
-	done
-	pids=("${keep[@]}")
-}
-
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do
-		stop "$pid"
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# wait_for FILE PATTERN: until FILE has a line matching PATTERN, 15 s at most.
-wait_for() {
-	local i
-	for ((i = 0; i < 150; i++)); do
-		if grep -q -- "$2" "$1" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "bench: timed out waiting for '$2' in $1" >&2
-	cat "$1" >&2 || true
-	return 1
-}
+PROG=bench
+# shellcheck source=lib/procs.sh
+. scripts/lib/procs.sh
 
 # median of the numbers on stdin, one a line.
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
