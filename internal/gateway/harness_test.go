@@ -3,7 +3,6 @@ package gateway_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -182,40 +181,7 @@ func send(t *testing.T, addr, from string, to []string, data []byte) *smtp.SMTPE
 
 func sendOpts(t *testing.T, addr, from string, mo *smtp.MailOptions, to []string, ro *smtp.RcptOptions, data []byte) *smtp.SMTPError {
 	t.Helper()
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Hello("postfix.test"); err != nil {
-		t.Fatal(err)
-	}
-	check := func(err error) *smtp.SMTPError {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return se
-		}
-		if err != nil {
-			t.Fatalf("not an SMTP reply: %v", err)
-		}
-		return nil
-	}
-	if se := check(c.Mail(from, mo)); se != nil {
-		return se
-	}
-	for _, r := range to {
-		if se := check(c.Rcpt(r, ro)); se != nil {
-			return se
-		}
-	}
-	w, err := c.Data()
-	if se := check(err); se != nil {
-		return se
-	}
-	if _, err := w.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	return check(w.Close())
+	return mailtest.Send(t, addr, from, mo, to, ro, data)
 }
 
 // entity is a decoded part of a received message.

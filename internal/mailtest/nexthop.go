@@ -1,5 +1,6 @@
 // Package mailtest has the real parts tests run against: a next-hop SMTP
-// server on loopback that records what it got and can be told to fail.
+// server on loopback that records what it got and can be told to fail,
+// and a client that submits a message as Postfix would.
 package mailtest
 
 import (

@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -157,40 +156,7 @@ func (s *stack) token(t *testing.T, name string) string {
 // send submits a message as Postfix's smtp client does; nil is 250.
 func (s *stack) send(t *testing.T, from string, to []string, data string) *smtp.SMTPError {
 	t.Helper()
-	c, err := smtp.Dial(s.smtp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Hello("postfix.test"); err != nil {
-		t.Fatal(err)
-	}
-	check := func(err error) *smtp.SMTPError {
-		var se *smtp.SMTPError
-		if errors.As(err, &se) {
-			return se
-		}
-		if err != nil {
-			t.Fatalf("not an SMTP reply: %v", err)
-		}
-		return nil
-	}
-	if se := check(c.Mail(from, nil)); se != nil {
-		return se
-	}
-	for _, r := range to {
-		if se := check(c.Rcpt(r, nil)); se != nil {
-			return se
-		}
-	}
-	w, err := c.Data()
-	if se := check(err); se != nil {
-		return se
-	}
-	if _, err := io.WriteString(w, data); err != nil {
-		t.Fatal(err)
-	}
-	return check(w.Close())
+	return mailtest.Send(t, s.smtp, from, nil, to, nil, []byte(data))
 }
 
 // mailWith is a message with one attachment named name.
