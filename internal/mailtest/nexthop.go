@@ -45,6 +45,7 @@ type NextHop struct {
 	fault    Fault
 	received []Received
 	accepted int
+	sessions int
 }
 
 // StartNextHop starts a next hop for the test; it stops with the test.
@@ -81,7 +82,17 @@ func (h *NextHop) Messages() []Received {
 	return append([]Received(nil), h.received...)
 }
 
+// Sessions is how many SMTP sessions clients opened so far.
+func (h *NextHop) Sessions() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sessions
+}
+
 func (h *NextHop) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	h.mu.Lock()
+	h.sessions++
+	h.mu.Unlock()
 	return &hopSession{h: h, conn: c}, nil
 }
 

@@ -216,7 +216,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	days := time.Duration(0)
 	if i := strings.IndexByte(s, 'd'); i > 0 {
 		var n int
-		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || fmt.Sprint(n) != s[:i] || n < 0 {
+		// Beyond 100 years no duration here means anything, and days
+		// times 24h must not overflow.
+		if _, err := fmt.Sscanf(s[:i], "%d", &n); err != nil || fmt.Sprint(n) != s[:i] || n < 0 || n > 36500 {
 			return 0, fmt.Errorf("%q is not a duration like 7d, 36h or 90m", s)
 		}
 		days, s = time.Duration(n)*24*time.Hour, s[i+1:]
@@ -225,7 +227,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil {
+	if err != nil || d < 0 || days+d < days {
 		return 0, fmt.Errorf("%q is not a duration like 7d, 36h or 90m", s)
 	}
 	return days + d, nil

@@ -367,7 +367,7 @@ func TestParseDurationTakesDays(t *testing.T) {
 			t.Errorf("%s: %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"d", "7x", "-1d", "1.5d", "7dd", ""} {
+	for _, in := range []string{"d", "7x", "-1d", "1.5d", "7dd", "", "213504d", "36501d", "9223372036854775807d", "36500d2562047h"} {
 		if _, err := ParseDuration(in); err == nil {
 			t.Errorf("%q accepted", in)
 		}

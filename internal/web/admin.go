@@ -322,7 +322,7 @@ func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
 	}
 	name, password := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("password")
 	ip, now := clientIP(r), a.now()
-	if wait := a.limiter.blocked(ip, name, now); wait > 0 {
+	if wait := a.limiter.try(ip, name, now); wait > 0 {
 		a.log.Warn("admin login refused: too many failures", "admin", name, "client_ip", ip)
 		a.renderLogin(w, r, http.StatusTooManyRequests, name, "login.too_many")
 		return
@@ -340,9 +340,14 @@ func (a *Admin) login(w http.ResponseWriter, r *http.Request) {
 		hash = acct.PasswordHash
 	}
 	if bcrypt.CompareHashAndPassword(hash, []byte(password)) != nil || acct == nil {
-		a.limiter.fail(ip, name, now)
-		a.log.Warn("admin login failed", "admin", name, "client_ip", ip)
-		a.event(ctx, store.Event{Event: "login_failed", Actor: "admin " + name, Via: "page", Target: "admin " + name,
+		// What was typed as the name is not recorded unless it is an
+		// account: it may be a password typed in the wrong field.
+		who := "an unknown name"
+		if acct != nil {
+			who = "admin " + acct.Name
+		}
+		a.log.Warn("admin login failed", "admin", who, "client_ip", ip)
+		a.event(ctx, store.Event{Event: "login_failed", Actor: "anonymous from " + ip, Via: "page", Target: who,
 			Detail: "from " + ip})
 		a.renderLogin(w, r, http.StatusUnauthorized, name, "login.failed")
 		return
@@ -427,70 +432,72 @@ func (a *Admin) render(w http.ResponseWriter, status int, name string, v any) {
 }
 
 // loginLimiter slows password guessing: after 5 failures within 15
-// minutes from one address, or for one name, logins from there or for
-// it are refused until the window has passed. Kept in memory: a restart
-// forgets it, which costs a guesser a restart of zipgate.
+// minutes for one name from one address, or 10 from one address for any
+// names, logins from there (for that name) wait until the window has
+// passed. Not per name alone: then anyone could keep an admin out with
+// five wrong guesses. A try is counted before its password is compared
+// and given back when it succeeds, so guesses sent at once cannot pass
+// the limit while bcrypt runs. Kept in memory: a restart forgets it,
+// which costs a guesser a restart of zipgate.
 type loginLimiter struct {
 	mu       sync.Mutex
 	failures map[string][]time.Time
 }
 
 const (
-	loginWindow   = 15 * time.Minute
-	loginFailures = 5
+	loginWindow     = 15 * time.Minute
+	loginFailures   = 5  // per name and address
+	addressFailures = 10 // per address, any names
 )
 
 func newLoginLimiter() *loginLimiter { return &loginLimiter{failures: map[string][]time.Time{}} }
 
-func (l *loginLimiter) keys(ip, name string) []string {
-	return []string{"ip " + ip, "name " + strings.ToLower(name)}
-}
-
-// blocked says how long a login from ip for name must wait (0: may try).
-func (l *loginLimiter) blocked(ip, name string, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var wait time.Duration
-	for _, k := range l.keys(ip, name) {
-		recent := l.failures[k][:0]
-		for _, t := range l.failures[k] {
-			if now.Sub(t) < loginWindow {
-				recent = append(recent, t)
-			}
-		}
-		if len(recent) == 0 {
-			delete(l.failures, k)
-			continue
-		}
-		l.failures[k] = recent
-		if len(recent) >= loginFailures {
-			wait = max(wait, loginWindow-now.Sub(recent[0]))
-		}
-	}
-	return wait
-}
-
-func (l *loginLimiter) fail(ip, name string, now time.Time) {
+// try counts a login from ip for name; when one is not allowed now, it
+// counts nothing and says how long to wait.
+func (l *loginLimiter) try(ip, name string, now time.Time) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// Guessed names must not grow the map without bound: past 10,000
 	// keys, those with no failure in the window go.
 	if len(l.failures) > 10000 {
 		for k, ts := range l.failures {
-			if now.Sub(ts[len(ts)-1]) >= loginWindow {
+			if len(ts) == 0 || now.Sub(ts[len(ts)-1]) >= loginWindow {
 				delete(l.failures, k)
 			}
 		}
 	}
-	for _, k := range l.keys(ip, name) {
-		l.failures[k] = append(l.failures[k], now)
+	pair, addr := "pair "+ip+" "+strings.ToLower(name), "ip "+ip
+	var wait time.Duration
+	for _, k := range []struct {
+		key string
+		max int
+	}{{pair, loginFailures}, {addr, addressFailures}} {
+		recent := l.failures[k.key][:0]
+		for _, t := range l.failures[k.key] {
+			if now.Sub(t) < loginWindow {
+				recent = append(recent, t)
+			}
+		}
+		l.failures[k.key] = recent
+		if len(recent) >= k.max {
+			wait = max(wait, loginWindow-now.Sub(recent[0]))
+		}
 	}
+	if wait > 0 {
+		return wait
+	}
+	l.failures[pair] = append(l.failures[pair], now)
+	l.failures[addr] = append(l.failures[addr], now)
+	return 0
 }
 
+// success gives back the try of a login that succeeded, and forgets the
+// name's failures from that address.
 func (l *loginLimiter) success(ip, name string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, k := range l.keys(ip, name) {
-		delete(l.failures, k)
+	delete(l.failures, "pair "+ip+" "+strings.ToLower(name))
+	if ts := l.failures["ip "+ip]; len(ts) > 0 {
+		l.failures["ip "+ip] = ts[:len(ts)-1]
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/zipgate/zipgate/internal/policy"
@@ -28,6 +29,20 @@ func (e *badInput) Error() string { return e.msg }
 // values ("" or absent: unset), through policy.Validate, and records
 // what changed. It returns the rule as stored.
 func (a *Admin) putPolicy(ctx context.Context, actor, via, domain string, values map[string]string) (*policy.Policy, error) {
+	return a.putPolicyIf(ctx, actor, via, domain, values, nil)
+}
+
+// seen is the rule as an admin's form showed it: none (a new rule), or
+// one last changed at a time; a save over anything else is refused, so
+// one admin does not undo another's change without seeing it.
+type seen struct {
+	isNew   bool
+	updated int64 // the rule's UpdatedAt in ms
+}
+
+// putPolicyIf is putPolicy that refuses (409) when the stored rule is no
+// longer what s says the admin saw (nil: no check).
+func (a *Admin) putPolicyIf(ctx context.Context, actor, via, domain string, values map[string]string, s *seen) (*policy.Policy, error) {
 	d, err := policy.NormalizePattern(domain)
 	if err != nil {
 		return nil, &badInput{err.Error()}
@@ -43,6 +58,13 @@ func (a *Admin) putPolicy(ctx context.Context, actor, via, domain string, values
 	}
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case s == nil:
+	case s.isNew && old != nil:
+		return nil, &conflict{fmt.Sprintf("a rule for %s exists already: nothing changed; open it from the list to change it", d)}
+	case !s.isNew && (old == nil || old.UpdatedAt.UnixMilli() != s.updated):
+		return nil, &conflict{fmt.Sprintf("the rule for %s was changed or deleted by someone else since this form was opened: nothing changed; open it again", d)}
 	}
 	p := &policy.Policy{Domain: d}
 	var bad []string
@@ -127,6 +149,12 @@ func (a *Admin) defaultOf(field string) string {
 		return "none"
 	case "guard":
 		return policy.GuardHold
+	case "link_expiry":
+		return policy.ShortDuration(d.LinkExpiry)
+	case "max_downloads":
+		return strconv.Itoa(d.MaxDownloads)
+	case "link_auth":
+		return d.LinkAuth
 	}
 	return ""
 }
@@ -180,11 +208,20 @@ func (a *Admin) domainsPage(w http.ResponseWriter, r *http.Request, q *adminReq)
 		return
 	}
 	v := &domainsView{pageView: a.pageView(r, q, "domains")}
-	switch r.URL.Query().Get("done") {
-	case "saved":
-		v.Done = v.Tf("domains.saved", r.URL.Query().Get("d"))
-	case "deleted":
-		v.Done = v.Tf("domains.deleted", r.URL.Query().Get("d"))
+	// The box says only what the list bears out: the URL is anyone's to
+	// write.
+	d := r.URL.Query().Get("d")
+	exists := false
+	for i := range list {
+		exists = exists || list[i].Domain == d
+	}
+	switch done := r.URL.Query().Get("done"); {
+	case done == "saved" && exists:
+		v.Done = v.Tf("domains.saved", d)
+	case done == "deleted" && !exists && d != "":
+		if _, err := policy.NormalizePattern(d); err == nil {
+			v.Done = v.Tf("domains.deleted", d)
+		}
 	}
 	v.Headers = a.fields(&v.pageView, nil, nil)
 	for i := range list {
@@ -197,10 +234,11 @@ func (a *Admin) domainsPage(w http.ResponseWriter, r *http.Request, q *adminReq)
 
 type domainView struct {
 	pageView
-	Domain string
-	New    bool
-	Error  string
-	Fields []fieldView
+	Domain  string
+	New     bool
+	Updated int64 // the rule's UpdatedAt in ms, sent back with the form
+	Error   string
+	Fields  []fieldView
 }
 
 func (a *Admin) domainPage(w http.ResponseWriter, r *http.Request, q *adminReq) {
@@ -214,7 +252,7 @@ func (a *Admin) domainPage(w http.ResponseWriter, r *http.Request, q *adminReq) 
 			a.message(w, r, q, http.StatusNotFound, "domains.not_found")
 			return
 		default:
-			v.Domain, v.New = p.Domain, false
+			v.Domain, v.New, v.Updated = p.Domain, false, p.UpdatedAt.UnixMilli()
 			v.Fields = a.fields(&v.pageView, p, nil)
 		}
 	}
@@ -230,14 +268,29 @@ func (a *Admin) domainSave(w http.ResponseWriter, r *http.Request, q *adminReq) 
 	for _, f := range policy.Fields {
 		values[f.Name] = r.PostForm.Get(f.Name)
 	}
-	p, err := a.putPolicy(r.Context(), q.actor(), "page", domain, values)
+	// The form says what it showed: a new rule, or the rule as of its
+	// time. A POST that says neither (a script) just replaces the rule.
+	saw := &seen{isNew: r.PostForm.Get("new") != ""}
+	check := saw
+	if u := r.PostForm.Get("updated"); u != "" {
+		saw.updated, _ = strconv.ParseInt(u, 10, 64)
+	} else if !saw.isNew {
+		check = nil
+	}
+	p, err := a.putPolicyIf(r.Context(), q.actor(), "page", domain, values, check)
 	var bad *badInput
+	var busy *conflict
 	switch {
-	case errors.As(err, &bad):
-		v := &domainView{pageView: a.pageView(r, q, "domains"), Domain: domain, New: r.PostForm.Get("new") != "",
-			Error: bad.msg}
+	case errors.As(err, &bad), errors.As(err, &busy):
+		v := &domainView{pageView: a.pageView(r, q, "domains"), Domain: domain, New: saw.isNew, Updated: saw.updated}
+		status := http.StatusBadRequest
+		if bad != nil {
+			v.Error = bad.msg
+		} else {
+			v.Error, status = busy.msg, http.StatusConflict
+		}
 		v.Fields = a.fields(&v.pageView, nil, values)
-		a.render(w, http.StatusBadRequest, "domain", v)
+		a.render(w, status, "domain", v)
 		return
 	case err != nil:
 		a.fail(w, r, "saving a policy", err)

@@ -151,8 +151,11 @@ func (a *Admin) act(ctx context.Context, id, op, by, actor, via string) (string,
 			if a.o.WakeLinks != nil {
 				a.o.WakeLinks()
 			}
-			wake()
-			return "canceled", nil
+			// Taking a link back canceled its job; other copies' jobs
+			// (a zip to another domain) are canceled below.
+			if jobs, err = a.o.Store.JobsOf(ctx, id); err != nil {
+				return "", err
+			}
 		}
 	}
 	var open []*store.Job
@@ -161,6 +164,10 @@ func (a *Admin) act(ctx context.Context, id, op, by, actor, via string) (string,
 			continue
 		}
 		open = append(open, j)
+	}
+	if len(open) == 0 && revoked > 0 {
+		wake()
+		return "canceled", nil
 	}
 	if len(open) == 0 {
 		return "", &conflict{jobsConflict(jobs, h)}

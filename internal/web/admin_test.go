@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -165,8 +166,20 @@ func TestAdminLoginRateLimited(t *testing.T) {
 	if a := b.login(adminName, adminPassword); a.status != http.StatusTooManyRequests {
 		t.Fatalf("right password after 5 failures: %d", a.status)
 	}
-	if a := s.browser(t).login("nobody", adminPassword); a.status != http.StatusTooManyRequests {
-		t.Errorf("another name from the same address: %d", a.status)
+	// alice at another desk is not kept out by the guesses from here.
+	elsewhere := s.browser(t)
+	elsewhere.c.Transport = &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}
+	if a := elsewhere.login(adminName, adminPassword); a.status != http.StatusSeeOther {
+		t.Errorf("the right password from another address: %d", a.status)
+	}
+	// Other names from here: 10 failures in all, then this address waits.
+	for i := range 5 {
+		if a := s.browser(t).login("nobody", "guess "+string(rune('a'+i))); a.status != http.StatusUnauthorized {
+			t.Fatalf("another name from the same address, try %d: %d", i, a.status)
+		}
+	}
+	if a := s.browser(t).login("someone", adminPassword); a.status != http.StatusTooManyRequests {
+		t.Errorf("an 11th try from one address: %d", a.status)
 	}
 	now = now.Add(16 * time.Minute)
 	if a := b.login(adminName, adminPassword); a.status != http.StatusSeeOther {
@@ -179,7 +192,13 @@ func TestAdminLoginRateLimited(t *testing.T) {
 		}
 	}
 	if failed != 5 {
-		t.Errorf("%d failed logins in the audit, want 5", failed)
+		t.Errorf("%d failed logins for alice in the audit, want 5", failed)
+	}
+	// A name that is no account is not recorded: it may be a password.
+	for _, e := range s.events(t) {
+		if strings.Contains(e.Target+e.Actor+e.Detail, "nobody") {
+			t.Errorf("a name that is no account is in the audit: %+v", e.Event)
+		}
 	}
 }
 

@@ -135,4 +135,16 @@ func TestHealthzChecksTheNextHop(t *testing.T) {
 	if code, body := get(); code != http.StatusServiceUnavailable || body != "next hop "+closed+" unavailable\n" {
 		t.Fatalf("next hop down: %d %q", code, body)
 	}
+
+	// Anyone can ask; the next hop sees one session per few seconds.
+	s.sender.NextHop = s.hop.Addr
+	before := s.hop.Sessions()
+	for range 50 {
+		if code, body := get(); code != 200 {
+			t.Fatalf("healthy again: %d %q", code, body)
+		}
+	}
+	if n := s.hop.Sessions() - before; n > 1 {
+		t.Errorf("50 requests to /healthz opened %d sessions at the next hop, want at most 1", n)
+	}
 }

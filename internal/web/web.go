@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"sync"
 	"time"
 
 	"github.com/zipgate/zipgate/internal/notice"
@@ -57,8 +58,14 @@ type Server struct {
 	// ("": not checked).
 	NextHop string
 
-	st      store.Store
-	wake    func()
+	st   store.Store
+	wake func()
+	hop  struct { // the last check of NextHop by /healthz
+		mu   sync.Mutex
+		addr string
+		at   time.Time
+		err  error
+	}
 	csrfKey []byte
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -327,8 +334,7 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.NextHop != "" {
-		if err := greet(ctx, s.NextHop); err != nil {
-			s.log.Warn("health check: next hop does not answer", "next_hop", s.NextHop, "error", err.Error())
+		if err := s.hopCheck(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "next hop %s unavailable\n", s.NextHop)
 			return
@@ -336,6 +342,25 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintln(w, "ok")
 }
+
+// hopCheck greets the next hop at most once per hopCheckEvery, one check
+// at a time, and otherwise answers what the last check found: /healthz
+// is open to anyone who reaches the page, and must not become a way to
+// open sessions at Postfix.
+func (s *Server) hopCheck(ctx context.Context) error {
+	s.hop.mu.Lock()
+	defer s.hop.mu.Unlock()
+	if s.hop.addr == s.NextHop && time.Since(s.hop.at) < hopCheckEvery {
+		return s.hop.err
+	}
+	s.hop.err, s.hop.at, s.hop.addr = greet(ctx, s.NextHop), time.Now(), s.NextHop
+	if s.hop.err != nil {
+		s.log.Warn("health check: next hop does not answer", "next_hop", s.NextHop, "error", s.hop.err.Error())
+	}
+	return s.hop.err
+}
+
+const hopCheckEvery = 5 * time.Second
 
 // greet connects to an SMTP server, reads its greeting and says QUIT, so
 // the server logs a polite visit rather than a lost connection.
