@@ -227,7 +227,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d < 0 || days+d < days {
+	if err != nil || d > 0 && days+d < days {
 		return 0, fmt.Errorf("%q is not a duration like 7d, 36h or 90m", s)
 	}
 	return days + d, nil
