@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -361,7 +362,20 @@ func warnings(cfg config.Config) []string {
 			"of a download link then comes from the proxy's address, so one person's wrong passwords hold back "+
 			"everyone's for 10 minutes and the history shows the proxy; set links.trusted_proxies to its address")
 	}
+	if urlHasPassword(cfg.Store.URL) {
+		w = append(w, "store.url carries the database password: anyone who reads the configuration reads it; "+
+			"put it in store.password_file (or PGPASSFILE) instead")
+	}
 	return w
+}
+
+func urlHasPassword(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	_, inUser := u.User.Password()
+	return inUser || u.Query().Has("password")
 }
 
 func dkimKeys(cfg config.Config) []relay.DKIMKey {
@@ -375,6 +389,9 @@ func dkimKeys(cfg config.Config) []relay.DKIMKey {
 // openStore opens the embedded store with its key, making both on the
 // first start.
 func openStore(cfg config.Config) (store.Store, []byte, error) {
+	if cfg.Store.Shared() {
+		return nil, nil, fmt.Errorf("store.url %s: the PostgreSQL store is not built yet", cfg.Store.RedactedURL())
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, nil, err
 	}
