@@ -286,12 +286,19 @@ func run(cfg config.Config, log *slog.Logger) error {
 	for _, w := range warnings(cfg) {
 		log.Warn(w)
 	}
-	log.Info("zipgate started", "version", version(), "commit", commit(), "listen", ln.Addr().String(),
+	started := []any{"version", version(), "commit", commit(), "listen", ln.Addr().String(),
 		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "admin", admin.addr, "delay", cfg.Release.Delay.D().String(),
-		"data_dir", cfg.DataDir)
+		"data_dir", cfg.DataDir}
+	if pg, ok := st.(*store.Postgres); ok {
+		started = append(started, "store", cfg.Store.RedactedURL(), "node", pg.Node())
+	}
+	log.Info("zipgate started", started...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shareCtx, stopSharing := context.WithCancel(context.Background())
+	defer stopSharing()
+	shareWork(shareCtx, st, sched, holds, linkSched, log)
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	done := make(chan error, 6)
 	schedDone, holdsDone, linksDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
@@ -389,9 +396,6 @@ func dkimKeys(cfg config.Config) []relay.DKIMKey {
 // openStore opens the embedded store with its key, making both on the
 // first start.
 func openStore(cfg config.Config) (store.Store, []byte, error) {
-	if cfg.Store.Shared() {
-		return nil, nil, fmt.Errorf("store.url %s: the PostgreSQL store is not built yet", cfg.Store.RedactedURL())
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, nil, err
 	}
@@ -400,7 +404,39 @@ func openStore(cfg config.Config) (store.Store, []byte, error) {
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		_ = os.Chmod(cfg.DataDir, 0o700) // not ours to change: the files stay 0600 all the same
 	}
+	if cfg.Store.Shared() {
+		return openShared(cfg, false)
+	}
 	return store.Open(context.Background(), cfg.DBFile(), cfg.KeyFile())
+}
+
+// openShared opens the PostgreSQL store of store.url; existing: only one
+// a server made.
+func openShared(cfg config.Config, existing bool) (*store.Postgres, []byte, error) {
+	pw, err := cfg.Store.ReadPassword()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return store.OpenPostgres(ctx, store.PostgresOptions{URL: cfg.Store.URL, Password: pw, Lease: cfg.Store.Lease.D(),
+		Existing: existing}, cfg.KeyFile())
+}
+
+// shareWork, with a store several nodes share, keeps this node's leases
+// and wakes its schedulers when another node changed something, until
+// ctx ends. The leases are renewed until the schedulers are done (a mail
+// on its way is not cut by a stop), so ctx should end after them.
+func shareWork(ctx context.Context, st store.Store, sched *release.Scheduler, holds *hold.Scheduler,
+	linkSched interface{ Wake() }, log *slog.Logger) {
+	pg, ok := st.(*store.Postgres)
+	if !ok {
+		return
+	}
+	pg.StartRenewing(ctx, func(err error) {
+		log.Warn("could not renew this node's leases: other nodes take its work over once they run out", "error", err.Error())
+	})
+	go pg.Listen(ctx, map[string]func(){store.TopicJobs: sched.Wake, store.TopicHeld: holds.Wake, store.TopicLinks: linkSched.Wake})
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
