@@ -240,6 +240,10 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if pg, ok := st.(*store.Postgres); ok {
+		// Every node reads what any node held.
+		heldDir = hold.NewSharedDir(pg.Blobs(store.BlobHeld), tmp)
+	}
 	holds := hold.New(st, heldDir, gw.DeliverHeld, next, tmpl, log)
 	holds.Hostname, holds.BaseURL, holds.NoticeFrom = cfg.SMTP.Hostname, cfg.Web.BaseURL, cfg.Release.NoticeFrom
 	gw.Holding = gateway.Holding{Dir: heldDir, Wake: holds.Wake, MaxBytes: cfg.Policy.HoldMaxBytes,
