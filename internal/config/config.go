@@ -195,6 +195,8 @@ type Release struct {
 	Delay Duration `toml:"delay"`
 	// KeyFile holds the key that encrypts passwords in the store; made
 	// (mode 0600) on first start when missing. Default: data_dir/zipgate.key.
+	// The pages' CSRF values and cookies are signed with keys derived
+	// from it, so with a shared store every node has a copy of one file.
 	KeyFile string `toml:"key_file"`
 	// Retention keeps finished jobs (for the audit) this long.
 	Retention Duration `toml:"retention"`
