@@ -53,6 +53,7 @@ Usage:
   zipgate admin user add|list|delete [NAME] | admin token create|list|revoke [NAME]   (zipgate admin help)
   zipgate rewrite [-config FILE] [-from SENDER] [-to RECIPIENT ...] < message.eml > out.eml
   zipgate dkim keygen -domain DOMAIN -selector SELECTOR [-algorithm rsa|ed25519] [-bits 2048] [-out FILE]
+  zipgate store migrate -from sqlite:DIR -to postgres://USER@HOST/DB [-key FILE] [-password-file FILE]
   zipgate version
 
 Without -config, zipgate runs on its built-in defaults: SMTP on 127.0.0.1:10025,
@@ -82,6 +83,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return rewriteCmd(args[1:], Stdin, stdout, stderr)
 	case "dkim":
 		return dkimCmd(args[1:], stdout, stderr)
+	case "store":
+		return storeCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "zipgate %s (commit %s)\n", version(), commit())
 		return 0
