@@ -2,8 +2,10 @@ package main
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -13,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,11 +37,16 @@ type gwNode struct {
 	cmd                *exec.Cmd
 }
 
-// startNodes writes the configuration of n nodes on a fresh database and
-// starts them; extra is added to every configuration.
+// startNodes writes the configuration of n nodes on a fresh database of
+// the shared test cluster and starts them; extra is added to every
+// configuration.
 func startNodes(t *testing.T, n int, delay string, extra string) []*gwNode {
 	t.Helper()
-	c := pgtest.Shared(t)
+	return startNodesOn(t, pgtest.Shared(t), n, delay, extra)
+}
+
+func startNodesOn(t *testing.T, c *pgtest.Cluster, n int, delay string, extra string) []*gwNode {
+	t.Helper()
 	db := c.NewDatabase(t)
 	shared := t.TempDir()
 	key := make([]byte, 32)
@@ -305,5 +313,160 @@ func TestTwoNodesShareThePages(t *testing.T) {
 
 	if c, l := count("encrypted"), count("link"); c != 2 || l != 1 {
 		t.Errorf("%d zipped and %d linked copies left, want 2 and 1 (one per message, none twice)", c, l)
+	}
+}
+
+// TestTwoNodesKillNine: 20 messages spread over two nodes, node A killed
+// with SIGKILL while every password still waits: each password goes out
+// exactly once, all of them from the survivor (A's jobs once A's leases
+// ran out), and a sender page link A mailed works on the survivor, with
+// the form A's page gave before it died.
+func TestTwoNodesKillNine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two real servers on PostgreSQL for half a minute")
+	}
+	nodes := startNodes(t, 2, "20s", "")
+	a, b := nodes[0], nodes[1]
+	const n = 20
+	for i := range n {
+		to := a
+		if i%2 == 1 {
+			to = b
+		}
+		if err := sendTo(to.listen, "hanako@example.com", mailWithAttachment(100+i)); err != nil {
+			t.Fatalf("message %d to node %s: %v", i, to.name, err)
+		}
+	}
+	count := func(kind string) (map[string]int, map[string]int) {
+		byA, byB := map[string]int{}, map[string]int{}
+		for id, m := range mails(t, a.hop, kind) {
+			byA[id] += len(m)
+		}
+		for id, m := range mails(t, b.hop, kind) {
+			byB[id] += len(m)
+		}
+		return byA, byB
+	}
+	waitFor(t, 30*time.Second, "20 zipped copies and their sender notices", func() bool {
+		ca, cb := count("encrypted")
+		na, nb := count("notice")
+		return len(ca)+len(cb) == n && len(na)+len(nb) == n
+	})
+	copiesA, copiesB := count("encrypted")
+	if len(copiesA) != n/2 || len(copiesB) != n/2 {
+		t.Fatalf("copies: %d through A, %d through B; want %d each", len(copiesA), len(copiesB), n/2)
+	}
+
+	// A notice A mailed, and the page's form, fetched from A.
+	linkRe := regexp.MustCompile(`http://[0-9.:]+/s/[A-Za-z0-9_-]{43}`)
+	var link, linkJob string
+	for id, texts := range mails(t, a.hop, "notice") {
+		if l := linkRe.FindString(texts[0]); l != "" {
+			link, linkJob = l, id
+			break
+		}
+	}
+	if link == "" {
+		t.Fatal("node A mailed no sender notice")
+	}
+	br := browser()
+	code, page := get(t, br, on(a, link))
+	csrf := csrfRe.FindStringSubmatch(page)
+	if code != 200 || csrf == nil {
+		t.Fatalf("sender page on A: %d\n%s", code, page)
+	}
+
+	pwA, pwB := count("password")
+	if len(pwA)+len(pwB) != 0 {
+		t.Fatalf("%d password mails before the kill: the machine is too slow for a 20 s delay", len(pwA)+len(pwB))
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Wait()
+
+	// The survivor serves the dead node's link, and takes its form.
+	code, page = get(t, br, on(b, link))
+	if code != 200 || !strings.Contains(page, "attachments_") {
+		t.Fatalf("A's link on B: %d\n%s", code, page)
+	}
+	if code, page := post(t, br, on(b, link)+"/release", url.Values{"csrf": {csrf[1]}}); code >= 400 {
+		t.Fatalf("Release now on B with the form A gave: %d\n%s", code, page)
+	}
+	waitFor(t, 20*time.Second, "the password released on B's page", func() bool {
+		_, pwB := count("password")
+		return pwB[linkJob] > 0
+	})
+
+	waitFor(t, 90*time.Second, "all 20 password mails", func() bool {
+		pwA, pwB := count("password")
+		return len(pwA)+len(pwB) == n
+	})
+	// A second one of anything would show within a lease and a poll.
+	time.Sleep(8 * time.Second)
+	pwA, pwB = count("password")
+	if len(pwA) != 0 {
+		t.Errorf("the dead node sent %d password mails", len(pwA))
+	}
+	all := maps.Clone(copiesA)
+	maps.Copy(all, copiesB)
+	for id := range all {
+		if pwB[id] != 1 {
+			t.Errorf("job %s: %d password mails from the survivor, want exactly 1", id, pwB[id])
+		}
+	}
+	out := zipgateCmd(t, "jobs", "list", "-state", "released", "-config", b.config)
+	for id := range all {
+		if !strings.Contains(out, id) {
+			t.Errorf("job %s is not released in the store:\n%s", id, out)
+		}
+	}
+	t.Logf("20 messages (10 through each node), node A killed, 20 password mails, each once, all from node B")
+}
+
+// TestDatabaseDownIs451: with the database gone, every message gets 451
+// (Postfix keeps it), with attachments or without, and nothing reaches
+// the next hop, in the clear or at all; /healthz says why. Once the
+// database is back, Postfix's retry goes through, zipped.
+func TestDatabaseDownIs451(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real server on a PostgreSQL it stops")
+	}
+	c := pgtest.Start(t)
+	a := startNodesOn(t, c, 1, "1h", "")[0]
+	if err := sendTo(a.listen, "hanako@example.com", mailWithAttachment(1)); err != nil {
+		t.Fatalf("with the database up: %v", err)
+	}
+	c.Stop()
+	plain := "From: taro@example.jp\r\nTo: hanako@example.com\r\nSubject: no files\r\n\r\nhello\r\n"
+	for name, msg := range map[string]string{"with an attachment": mailWithAttachment(2), "without": plain} {
+		err := sendTo(a.listen, "hanako@example.com", msg)
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code != 451 {
+			t.Errorf("a message %s, the database down: %v, want 451", name, err)
+		}
+	}
+	if n := len(a.hop.Messages()); n != 1 {
+		t.Errorf("the next hop got %d messages, want only the one from before the stop", n)
+	}
+	if code, body := get(t, http.DefaultClient, "http://"+a.web+"/healthz"); code != 503 || !strings.Contains(body, "store unavailable") {
+		t.Errorf("/healthz with the database down: %d %q", code, body)
+	}
+
+	if err := c.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	// Postfix retries until it gets 250.
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err = sendTo(a.listen, "hanako@example.com", mailWithAttachment(2)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("the retry once the database is back: %v", err)
+	}
+	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || len(a.hop.Messages()) != 2 {
+		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), len(a.hop.Messages()))
 	}
 }

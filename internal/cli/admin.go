@@ -18,7 +18,7 @@ import (
 // say so instead of showing an empty store that it just created.
 func openExistingStore(cfg config.Config) (store.Store, error) {
 	if cfg.Store.Shared() {
-		st, _, err := openShared(cfg, true)
+		st, _, err := openShared(cfg, true, "")
 		if errors.Is(err, store.ErrNoStore) {
 			return nil, fmt.Errorf("%w; a zipgate serve with this store.url makes it", err)
 		}

@@ -4,11 +4,14 @@ package cli
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -412,14 +415,18 @@ func openStore(cfg config.Config) (store.Store, []byte, error) {
 		_ = os.Chmod(cfg.DataDir, 0o700) // not ours to change: the files stay 0600 all the same
 	}
 	if cfg.Store.Shared() {
-		return openShared(cfg, false)
+		node, err := nodeName(cfg.DataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		return openShared(cfg, false, node)
 	}
 	return store.Open(context.Background(), cfg.DBFile(), cfg.KeyFile())
 }
 
-// openShared opens the PostgreSQL store of store.url; existing: only one
-// a server made.
-func openShared(cfg config.Config, existing bool) (*store.Postgres, []byte, error) {
+// openShared opens the PostgreSQL store of store.url as node ("": a
+// name of its own); existing: only one a server made.
+func openShared(cfg config.Config, existing bool, node string) (*store.Postgres, []byte, error) {
 	pw, err := cfg.Store.ReadPassword()
 	if err != nil {
 		return nil, nil, err
@@ -427,7 +434,29 @@ func openShared(cfg config.Config, existing bool) (*store.Postgres, []byte, erro
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	return store.OpenPostgres(ctx, store.PostgresOptions{URL: cfg.Store.URL, Password: pw, Lease: cfg.Store.Lease.D(),
-		Existing: existing}, cfg.KeyFile())
+		Existing: existing, Node: node}, cfg.KeyFile())
+}
+
+// nodeName is the name of the node serving dataDir in the shared
+// store's leases: made at its first start (host name and 48 random
+// bits) and kept in data_dir/node, so a restart (after kill -9, too)
+// takes up at once what the node held: the data_dir lock says the
+// process that held it is gone. A copy of data_dir must not serve as
+// another node beside this one: delete the copy's node file.
+func nodeName(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "node")
+	if b, err := os.ReadFile(path); err == nil {
+		if name := strings.TrimSpace(string(b)); name != "" {
+			return name, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	host, _ := os.Hostname()
+	r := make([]byte, 6)
+	rand.Read(r)
+	name := strings.Trim(host+"-"+hex.EncodeToString(r), "-")
+	return name, os.WriteFile(path, []byte(name+"\n"), 0o600)
 }
 
 // shareWork, with a store several nodes share, keeps this node's leases

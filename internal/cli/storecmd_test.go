@@ -107,7 +107,7 @@ func TestStoreMigrate(t *testing.T) {
 	shared.DataDir = t.TempDir()
 	shared.Release.KeyFile = filepath.Join(data, "zipgate.key")
 	shared.Store.URL, shared.Store.PasswordFile = c.BareURL(db), pw
-	pg, _, err := openShared(shared, true)
+	pg, _, err := openShared(shared, true, "")
 	if err != nil {
 		t.Fatal(err)
 	}

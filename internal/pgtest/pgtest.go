@@ -42,6 +42,8 @@ type Cluster struct {
 	cred *syscall.Credential
 	uid  int
 
+	durable bool
+
 	mu  sync.Mutex
 	cmd *exec.Cmd
 	log *os.File
@@ -89,7 +91,7 @@ var (
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
 	skipWithout(t)
-	sharedOnce.Do(func() { shared, sharedErr = start() })
+	sharedOnce.Do(func() { shared, sharedErr = start(false) })
 	if sharedErr != nil {
 		t.Fatalf("starting PostgreSQL: %v", sharedErr)
 	}
@@ -106,11 +108,12 @@ func StopShared() {
 }
 
 // Start starts a cluster of t's own (for a test that stops and starts the
-// database); it goes at t's end.
+// database, or a benchmark), durable as PostgreSQL ships (fsync on,
+// where the shared one saves the time); it goes at t's end.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	skipWithout(t)
-	c, err := start()
+	c, err := start(true)
 	if err != nil {
 		t.Fatalf("starting PostgreSQL: %v", err)
 	}
@@ -129,8 +132,8 @@ func skipWithout(t testing.TB) {
 	}
 }
 
-func start() (*Cluster, error) {
-	c := &Cluster{bin: Bin(), uid: os.Getuid()}
+func start(durable bool) (*Cluster, error) {
+	c := &Cluster{bin: Bin(), uid: os.Getuid(), durable: durable}
 	var err error
 	if c.dir, err = os.MkdirTemp("", "zipgate-pg-"); err != nil {
 		return nil, err
@@ -221,10 +224,13 @@ func (c *Cluster) Restart() error {
 	if err != nil {
 		return err
 	}
-	// Speed over durability: a test's cluster never outlives the test.
-	cmd := c.command(filepath.Join(c.bin, "postgres"), "-D", c.data(), "-c", "listen_addresses=127.0.0.1",
-		"-c", "port="+strconv.Itoa(c.Port), "-c", "unix_socket_directories=", "-c", "fsync=off",
-		"-c", "full_page_writes=off", "-c", "max_connections=300", "-c", "shared_buffers=32MB")
+	args := []string{"-D", c.data(), "-c", "listen_addresses=127.0.0.1", "-c", "port=" + strconv.Itoa(c.Port),
+		"-c", "unix_socket_directories=", "-c", "max_connections=300", "-c", "shared_buffers=32MB"}
+	if !c.durable {
+		// Speed over durability: a test's cluster never outlives the test.
+		args = append(args, "-c", "fsync=off", "-c", "full_page_writes=off")
+	}
+	cmd := c.command(filepath.Join(c.bin, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()

@@ -24,10 +24,10 @@ func TestMain(m *testing.M) {
 type backend struct {
 	name string
 	// newStore opens an empty store and says where it is, for reopen.
-	newStore func(t *testing.T) (Store, string)
+	newStore func(t testing.TB) (Store, string)
 	// reopen opens another handle on the store at place (another
 	// process: a CLI beside the server, or a second node).
-	reopen func(t *testing.T, place string) Store
+	reopen func(t testing.TB, place string) Store
 	// dump is every byte the store keeps at place, as a thief of its
 	// files (or of a database dump) would have it.
 	dump func(t *testing.T, s Store, place string) []byte
@@ -43,8 +43,8 @@ const conformanceLease = 1000 * time.Hour
 var backends = []backend{
 	{
 		name:     "sqlite",
-		newStore: func(t *testing.T) (Store, string) { return newStore(t) },
-		reopen:   func(t *testing.T, place string) Store { return openAt(t, place, testKey(1)) },
+		newStore: func(t testing.TB) (Store, string) { return newStore(t) },
+		reopen:   func(t testing.TB, place string) Store { return openAt(t, place, testKey(1)) },
 		dump: func(t *testing.T, s Store, place string) []byte {
 			var all []byte
 			for _, b := range dbFiles(t, place) {
@@ -56,11 +56,11 @@ var backends = []backend{
 	},
 	{
 		name: "postgres",
-		newStore: func(t *testing.T) (Store, string) {
+		newStore: func(t testing.TB) (Store, string) {
 			url := pgtest.Shared(t).NewSchema(t)
 			return openPG(t, url, testKey(1)), url
 		},
-		reopen: func(t *testing.T, place string) Store { return openPG(t, place, testKey(1)) },
+		reopen: func(t testing.TB, place string) Store { return openPG(t, place, testKey(1)) },
 		dump:   func(t *testing.T, s Store, place string) []byte { return pgDump(t, s.(*Postgres)) },
 		restart: func(s Store) {
 			s.(*Postgres).now = func() time.Time { return t0.Add(2 * conformanceLease) }
@@ -75,7 +75,7 @@ func eachStore(t *testing.T, test func(t *testing.T, be backend)) {
 	}
 }
 
-func openPG(t *testing.T, url string, key []byte) *Postgres {
+func openPG(t testing.TB, url string, key []byte) *Postgres {
 	t.Helper()
 	s, err := OpenPostgresKey(context.Background(), PostgresOptions{URL: url, Lease: conformanceLease}, key)
 	if err != nil {

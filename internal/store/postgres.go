@@ -400,6 +400,12 @@ func connect(ctx context.Context, o PostgresOptions) (*pgxpool.Pool, error) {
 		// A download holds a connection while it streams.
 		cfg.MaxConns = 25
 	}
+	if !strings.Contains(o.URL, "pool_min_conns") {
+		// Connections made before the mail comes: a new one (a TCP and a
+		// SCRAM handshake, statements prepared on first use) would
+		// lengthen the window between the next hop's 250 and its record.
+		cfg.MinConns = 4
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", redact(o.URL), err)
@@ -482,8 +488,15 @@ func (p *Postgres) Close() error {
 	return nil
 }
 
-// Sync: a commit is durable when it returns (synchronous_commit on).
-func (p *Postgres) Sync(ctx context.Context) error { return nil }
+// Sync makes every commit so far durable: a transaction with an id of
+// its own commits with synchronous_commit on (whatever the server's
+// default), so its commit waits until
+// the WAL is on disk up to it, and with it every commit before it (those
+// of Delivered, which do not wait).
+func (p *Postgres) Sync(ctx context.Context) error {
+	_, err := p.pool.Exec(ctx, `SELECT set_config('synchronous_commit', 'on', true), pg_current_xact_id()`)
+	return err
+}
 
 // Ping checks that the database answers.
 func (p *Postgres) Ping(ctx context.Context) error { return p.pool.Ping(ctx) }

@@ -221,10 +221,20 @@ func (p *Postgres) ExpireHeld(ctx context.Context, id string, now time.Time) err
 		AND expires_at <= ?`, ms(now), id, ms(now))
 }
 
-// RecoverHeld at start: messages left on their way whose lease ran out
-// wait again.
+// RecoverHeld at start: messages left on their way by this node, or
+// whose lease ran out, wait again; this node's other leases end.
 func (p *Postgres) RecoverHeld(ctx context.Context) (int, error) {
-	n, err := p.exec(ctx, p.pool, `UPDATE held SET state = 'held' WHERE state = 'sending' AND lease_until <= ?`, ms(p.now()))
+	var n int64
+	err := p.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		n, err = p.exec(ctx, tx, `UPDATE held SET state = 'held' WHERE state = 'sending' AND (node = ? OR lease_until <= ?)`,
+			p.node, ms(p.now()))
+		if err != nil {
+			return err
+		}
+		_, err = p.exec(ctx, tx, `UPDATE held SET lease_until = 0 WHERE node = ? AND lease_until > 0`, p.node)
+		return err
+	})
 	return int(n), err
 }
 

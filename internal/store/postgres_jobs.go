@@ -87,10 +87,27 @@ func (p *Postgres) Discard(ctx context.Context, id string) error {
 	})
 }
 
-// Recover at start: jobs left Sending whose lease ran out go back to
-// Scheduled. Those of nodes still at work keep their leases.
+// Recover at start: jobs left Sending by this node (its name outlives a
+// restart: the data_dir lock says the last process that had it is gone)
+// or whose lease ran out go back to Scheduled; those of nodes still at
+// work keep their leases. What this node held before the stop (jobs,
+// links) it takes up at once, without waiting for its leases to run out.
 func (p *Postgres) Recover(ctx context.Context) (int, error) {
-	n, err := p.exec(ctx, p.pool, `UPDATE jobs SET state = 'scheduled' WHERE state = 'sending' AND lease_until <= ?`, ms(p.now()))
+	var n int64
+	err := p.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		n, err = p.exec(ctx, tx, `UPDATE jobs SET state = 'scheduled' WHERE state = 'sending' AND (node = ? OR lease_until <= ?)`,
+			p.node, ms(p.now()))
+		if err != nil {
+			return err
+		}
+		for _, table := range []string{"jobs", "links"} {
+			if _, err := p.exec(ctx, tx, `UPDATE `+table+` SET lease_until = 0 WHERE node = ? AND lease_until > 0`, p.node); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return int(n), err
 }
 

@@ -26,7 +26,7 @@ var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
 // openAt opens the store at path and closes it when the test ends.
-func openAt(t *testing.T, path string, key []byte) *SQLite {
+func openAt(t testing.TB, path string, key []byte) *SQLite {
 	t.Helper()
 	s, err := OpenSQLite(context.Background(), path, key)
 	if err != nil {
@@ -37,7 +37,7 @@ func openAt(t *testing.T, path string, key []byte) *SQLite {
 }
 
 // newStore opens a fresh store in a temp dir and returns it with its path.
-func newStore(t *testing.T) (*SQLite, string) {
+func newStore(t testing.TB) (*SQLite, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "zipgate.db")
 	return openAt(t, path, testKey(1)), path
