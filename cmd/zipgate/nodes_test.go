@@ -446,7 +446,18 @@ func TestDatabaseDownIs451(t *testing.T) {
 			t.Errorf("a message %s, the database down: %v, want 451", name, err)
 		}
 	}
-	if n := len(a.hop.Messages()); n != 1 {
+	// What the node mails itself (the sender notice of the first message)
+	// is not Postfix's mail.
+	fromPostfix := func() int {
+		n := 0
+		for _, m := range a.hop.Messages() {
+			if !strings.Contains(string(m.Data), "X-Zipgate: notice;") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := fromPostfix(); n != 1 {
 		t.Errorf("the next hop got %d messages, want only the one from before the stop", n)
 	}
 	if code, body := get(t, http.DefaultClient, "http://"+a.web+"/healthz"); code != 503 || !strings.Contains(body, "store unavailable") {
@@ -466,7 +477,7 @@ func TestDatabaseDownIs451(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the retry once the database is back: %v", err)
 	}
-	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || len(a.hop.Messages()) != 2 {
-		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), len(a.hop.Messages()))
+	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || fromPostfix() != 2 {
+		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), fromPostfix())
 	}
 }
