@@ -191,7 +191,7 @@ zid_of() {
 
 cancel_b() {
 	local out
-	if out=$(zg_jobs cancel -data "$W/data" "$ID_B" 2>&1) && grep -q "canceled" <<<"$out"; then
+	if out=$(zg_jobs cancel "$W/data" "$ID_B" 2>&1) && grep -q "canceled" <<<"$out"; then
 		log "canceled job $ID_B (B) $(elapsed_since "$T_B")s after sending it"
 	else
 		fail "zipgate jobs cancel $ID_B: $out"
@@ -351,7 +351,7 @@ check_notices() {
 
 check_jobs_list() {
 	local list
-	list=$(zg_jobs list -data "$W/data" | sed '/^$/,$d') # the jobs, not the held messages under them
+	list=$(zg_jobs list "$W/data" | sed '/^$/,$d') # the jobs, not the held messages under them
 	grep -q "^$ID_A  *released " <<<"$list" || fail "jobs list: A ($ID_A) is not released: $list"
 	grep -q "^$ID_D  *released " <<<"$list" || fail "jobs list: D ($ID_D) is not released: $list"
 	grep -q "^$ID_B  *canceled " <<<"$list" || fail "jobs list: B ($ID_B) is not canceled: $list"

@@ -34,6 +34,12 @@
 # failure. Needs root; ports 2525, 10025 and 10026 free.
 #
 #   bash scripts/faults.sh        # FAULTS_LOAD=50 messages, FAULTS_DELAY=2 s
+#   ZG_STORE=postgres FAULTS_RUNS=kill9 bash scripts/faults.sh
+#
+# ZG_STORE=postgres keeps zipgate's store in a private PostgreSQL cluster
+# (the shared store of several nodes, issue 14) instead of SQLite; the
+# restart after kill -9 is the same node (its data_dir names it). FAULTS_RUNS
+# picks runs: zipgate_down next_hop_refusing kill9 sigterm (default all).
 set -euo pipefail
 
 # shellcheck source=scripts/e2e/lib.sh
@@ -51,14 +57,15 @@ main() {
 	local t_start
 	t_start=$(now)
 	e2e_init
+	[[ $ZG_STORE != postgres ]] || pg_start
 	pf_setup
 	pf_start
 	make_pool
 
-	timed run_zipgate_down
-	timed run_next_hop_refusing
-	timed run_kill9
-	timed run_sigterm
+	local r
+	for r in ${FAULTS_RUNS:-zipgate_down next_hop_refusing kill9 sigterm}; do
+		timed "run_$r"
+	done
 
 	echo "---- fault runs"
 	printf '%s\n' "${SUMMARY[@]}"
@@ -180,7 +187,7 @@ pf_log_since() { tail -n "+$(($1 + 1))" "$PF_LOG/postfix.log"; }
 # zipgate_sends QID: Postfix log lines of deliveries of QID to zipgate.
 zipgate_sends() { grep -E "postfix/zipgate/smtp\[[0-9]+\]: $1: to=" "$PF_LOG/postfix.log" || true; }
 
-jobs_count() { zg_jobs list -data "$1" | tail -n +2 | grep -c . || true; }
+jobs_count() { zg_jobs list "$1" | tail -n +2 | grep -c . || true; }
 
 # -------------------------------------------------------------------- 1
 
@@ -216,7 +223,7 @@ run_next_hop_refusing() {
 	log "$run: next hop down: zipgate answered: $(zipgate_sends "$qid" | tail -n 1 | sed 's/.*status=//')"
 	zg_log_has '"result":"451 ' || fail "$run: zipgate's log has no 451 result"
 	n=$(jobs_count "$W/data-$run")
-	((n == 0)) || fail "$run: zipgate keeps $n job(s) for a message that never left: $(zg_jobs list -data "$W/data-$run")"
+	((n == 0)) || fail "$run: zipgate keeps $n job(s) for a message that never left: $(zg_jobs list "$W/data-$run")"
 
 	# Recovery: the right next hop.
 	zg_stop
@@ -226,7 +233,7 @@ run_next_hop_refusing() {
 	[[ $(zipgate_sends "$qid" | grep -c 'status=sent') == 1 ]] ||
 		fail "$run: want one delivery of $qid to zipgate, log has: $(zipgate_sends "$qid")"
 	n=$(jobs_count "$W/data-$run")
-	((n == 1)) || fail "$run: want exactly one job after recovery, got: $(zg_jobs list -data "$W/data-$run")"
+	((n == 1)) || fail "$run: want exactly one job after recovery, got: $(zg_jobs list "$W/data-$run")"
 	zg_stop
 }
 
@@ -320,7 +327,8 @@ run_kill9() {
 	pf_log_since "$mark" | grep 'postfix/zipgate/smtp' | grep 'message may be sent more than once' |
 		sed -E 's/.*: ([0-9A-Za-z]+): .*/\1/' | sort -u >"$W/$run.window" || true
 	log "$run: Postfix saw $(wc -l <"$W/$run.window") deliveries cut after the end of the data"
-	SETTLE_DELAY=$KILL_DELAY settle "$run" "fault 3 (kill -9)" --window-qids "$W/$run.window"
+	SETTLE_DELAY=$KILL_DELAY settle "$run" "fault 3 (kill -9$([[ $ZG_STORE != postgres ]] || echo ', PostgreSQL'))" \
+		--window-qids "$W/$run.window"
 	log "$run: Postfix's deferrals in this run: $(cut_sessions "$mark")"
 	zg_stop
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/zipgate/zipgate/internal/cli"
 	"github.com/zipgate/zipgate/internal/mailtest"
+	"github.com/zipgate/zipgate/internal/pgtest"
 )
 
 // The test binary is also zipgate: run with ZIPGATE_RUN_MAIN=1 it is the
@@ -23,7 +24,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv("ZIPGATE_RUN_MAIN") == "1" {
 		os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
 }
 
 func freeAddr(t *testing.T) string {

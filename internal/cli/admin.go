@@ -17,6 +17,13 @@ import (
 // wrong directory, or without the -config the server uses, a command must
 // say so instead of showing an empty store that it just created.
 func openExistingStore(cfg config.Config) (store.Store, error) {
+	if cfg.Store.Shared() {
+		st, _, err := openShared(cfg, true, "")
+		if errors.Is(err, store.ErrNoStore) {
+			return nil, fmt.Errorf("%w; a zipgate serve with this store.url makes it", err)
+		}
+		return st, err
+	}
 	dir := cfg.DataDir
 	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs

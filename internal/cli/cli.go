@@ -4,14 +4,18 @@ package cli
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -52,6 +56,7 @@ Usage:
   zipgate admin user add|list|delete [NAME] | admin token create|list|revoke [NAME]   (zipgate admin help)
   zipgate rewrite [-config FILE] [-from SENDER] [-to RECIPIENT ...] < message.eml > out.eml
   zipgate dkim keygen -domain DOMAIN -selector SELECTOR [-algorithm rsa|ed25519] [-bits 2048] [-out FILE]
+  zipgate store migrate -from sqlite:DIR -to postgres://USER@HOST/DB [-key FILE] [-password-file FILE]
   zipgate version
 
 Without -config, zipgate runs on its built-in defaults: SMTP on 127.0.0.1:10025,
@@ -81,6 +86,8 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		return rewriteCmd(args[1:], Stdin, stdout, stderr)
 	case "dkim":
 		return dkimCmd(args[1:], stdout, stderr)
+	case "store":
+		return storeCmd(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "zipgate %s (commit %s)\n", version(), commit())
 		return 0
@@ -239,6 +246,10 @@ func run(cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if pg, ok := st.(*store.Postgres); ok {
+		// Every node reads what any node held.
+		heldDir = hold.NewSharedDir(pg.Blobs(store.BlobHeld), tmp)
+	}
 	holds := hold.New(st, heldDir, gw.DeliverHeld, next, tmpl, log)
 	holds.Hostname, holds.BaseURL, holds.NoticeFrom = cfg.SMTP.Hostname, cfg.Web.BaseURL, cfg.Release.NoticeFrom
 	gw.Holding = gateway.Holding{Dir: heldDir, Wake: holds.Wake, MaxBytes: cfg.Policy.HoldMaxBytes,
@@ -285,12 +296,19 @@ func run(cfg config.Config, log *slog.Logger) error {
 	for _, w := range warnings(cfg) {
 		log.Warn(w)
 	}
-	log.Info("zipgate started", "version", version(), "commit", commit(), "listen", ln.Addr().String(),
+	started := []any{"version", version(), "commit", commit(), "listen", ln.Addr().String(),
 		"next_hop", cfg.Relay.NextHop, "web", webLn.Addr().String(), "admin", admin.addr, "delay", cfg.Release.Delay.D().String(),
-		"data_dir", cfg.DataDir)
+		"data_dir", cfg.DataDir}
+	if pg, ok := st.(*store.Postgres); ok {
+		started = append(started, "store", cfg.Store.RedactedURL(), "node", pg.Node())
+	}
+	log.Info("zipgate started", started...)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	shareCtx, stopSharing := context.WithCancel(context.Background())
+	defer stopSharing()
+	shareWork(shareCtx, st, sched, holds, linkSched, log)
 	schedCtx, stopSched := context.WithCancel(context.Background())
 	done := make(chan error, 6)
 	schedDone, holdsDone, linksDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
@@ -361,7 +379,20 @@ func warnings(cfg config.Config) []string {
 			"of a download link then comes from the proxy's address, so one person's wrong passwords hold back "+
 			"everyone's for 10 minutes and the history shows the proxy; set links.trusted_proxies to its address")
 	}
+	if urlHasPassword(cfg.Store.URL) {
+		w = append(w, "store.url carries the database password: anyone who reads the configuration reads it; "+
+			"put it in store.password_file (or PGPASSFILE) instead")
+	}
 	return w
+}
+
+func urlHasPassword(raw string) bool {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	_, inUser := u.User.Password()
+	return inUser || u.Query().Has("password")
 }
 
 func dkimKeys(cfg config.Config) []relay.DKIMKey {
@@ -383,7 +414,65 @@ func openStore(cfg config.Config) (store.Store, []byte, error) {
 	if fi, err := os.Stat(cfg.DataDir); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		_ = os.Chmod(cfg.DataDir, 0o700) // not ours to change: the files stay 0600 all the same
 	}
+	if cfg.Store.Shared() {
+		node, err := nodeName(cfg.DataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		return openShared(cfg, false, node)
+	}
 	return store.Open(context.Background(), cfg.DBFile(), cfg.KeyFile())
+}
+
+// openShared opens the PostgreSQL store of store.url as node ("": a
+// name of its own); existing: only one a server made.
+func openShared(cfg config.Config, existing bool, node string) (*store.Postgres, []byte, error) {
+	pw, err := cfg.Store.ReadPassword()
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return store.OpenPostgres(ctx, store.PostgresOptions{URL: cfg.Store.URL, Password: pw, Lease: cfg.Store.Lease.D(),
+		Existing: existing, Node: node}, cfg.KeyFile())
+}
+
+// nodeName is the name of the node serving dataDir in the shared
+// store's leases: made at its first start (host name and 48 random
+// bits) and kept in data_dir/node, so a restart (after kill -9, too)
+// takes up at once what the node held: the data_dir lock says the
+// process that held it is gone. A copy of data_dir must not serve as
+// another node beside this one: delete the copy's node file.
+func nodeName(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, "node")
+	if b, err := os.ReadFile(path); err == nil {
+		if name := strings.TrimSpace(string(b)); name != "" {
+			return name, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	host, _ := os.Hostname()
+	r := make([]byte, 6)
+	rand.Read(r)
+	name := strings.Trim(host+"-"+hex.EncodeToString(r), "-")
+	return name, os.WriteFile(path, []byte(name+"\n"), 0o600)
+}
+
+// shareWork, with a store several nodes share, keeps this node's leases
+// and wakes its schedulers when another node changed something, until
+// ctx ends. The leases are renewed until the schedulers are done (a mail
+// on its way is not cut by a stop), so ctx should end after them.
+func shareWork(ctx context.Context, st store.Store, sched *release.Scheduler, holds *hold.Scheduler,
+	linkSched interface{ Wake() }, log *slog.Logger) {
+	pg, ok := st.(*store.Postgres)
+	if !ok {
+		return
+	}
+	pg.StartRenewing(ctx, func(err error) {
+		log.Warn("could not renew this node's leases: other nodes take its work over once they run out", "error", err.Error())
+	})
+	go pg.Listen(ctx, map[string]func(){store.TopicJobs: sched.Wake, store.TopicHeld: holds.Wake, store.TopicLinks: linkSched.Wake})
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

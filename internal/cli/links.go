@@ -21,7 +21,7 @@ import (
 )
 
 // setupLinks makes what download links need: their files in
-// data_dir/links, the scheduler that ends them and mails the sender, and
+// data_dir/links (or in the shared store), the scheduler that ends them and mails the sender, and
 // the recipients' pages.
 func setupLinks(cfg config.Config, st store.Store, next *relay.Client, tmpl *notice.Templates, log *slog.Logger) (*links.Scheduler, *web.LinkPages, error) {
 	dir, err := links.NewDir(filepath.Join(cfg.DataDir, "links"))
@@ -29,6 +29,10 @@ func setupLinks(cfg config.Config, st store.Store, next *relay.Client, tmpl *not
 		return nil, nil, err
 	}
 	files := &links.Files{Blobs: dir}
+	if pg, ok := st.(*store.Postgres); ok {
+		// Every node serves the links any node made.
+		files.Blobs = links.Shared{B: pg.Blobs(store.BlobLinks)}
+	}
 	sched := links.NewScheduler(st, files, next, tmpl, log)
 	sched.Hostname, sched.NoticeFrom = cfg.SMTP.Hostname, cfg.Release.NoticeFrom
 	sched.Retention, sched.NotifyFirst = cfg.Release.Retention.D(), cfg.Links.NotifyFirstDownload

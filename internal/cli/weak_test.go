@@ -26,6 +26,10 @@ func TestConfigtestWeakSettings(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "configuration OK") || !strings.Contains(errOut, "warning: zip.method is zipcrypto") || !strings.Contains(errOut, "bkcrack") {
 		t.Errorf("zipcrypto: exit %d, stdout %q, stderr %q; want OK and a warning", code, out, errOut)
 	}
+	code, _, errOut = runCLI("configtest", "-config", write("[store]\nurl = \"postgres://zipgate:Hunter2@db.example/zipgate\"\n"))
+	if code != 0 || !strings.Contains(errOut, "warning: store.url carries the database password") || strings.Contains(errOut, "Hunter2") {
+		t.Errorf("password in store.url: exit %d, stderr %q; want OK, a warning, and never the password", code, errOut)
+	}
 	if code, _, errOut := runCLI("configtest"); code != 0 || errOut != "" {
 		t.Errorf("defaults: exit %d, stderr %q; want 0 and no warning", code, errOut)
 	}

@@ -47,6 +47,61 @@ type Config struct {
 	Links    Links    `toml:"links"`
 	Admin    Admin    `toml:"admin"`
 	Audit    Audit    `toml:"audit"`
+	Store    Store    `toml:"store"`
+}
+
+// Store is where jobs, policies, held messages, download links, accounts
+// and the audit trail live: the embedded SQLite in data_dir (URL empty),
+// or a PostgreSQL database that several zipgate nodes share.
+type Store struct {
+	// URL of the PostgreSQL database, such as
+	// "postgres://zipgate@db.example/zipgate?sslmode=verify-full"; empty
+	// keeps the embedded SQLite in data_dir.
+	URL string `toml:"url"`
+	// PasswordFile holds the database password (its first line). Without
+	// it the password comes from PGPASSFILE (or ~/.pgpass), or the URL.
+	PasswordFile string `toml:"password_file"`
+	// Lease is how long a node's claim on a due job (or held message, or
+	// download link) holds unless the node renews it; a node that died
+	// has its claims taken over by another node once it runs out.
+	Lease Duration `toml:"lease"`
+}
+
+// Shared reports whether the store is PostgreSQL, shared by nodes.
+func (s Store) Shared() bool { return s.URL != "" }
+
+// RedactedURL is the URL as logs and messages may show it: a password
+// in it is replaced.
+func (s Store) RedactedURL() string { return RedactURL(s.URL) }
+
+// ReadPassword returns the first line of password_file, "" without one.
+func (s Store) ReadPassword() (string, error) {
+	if s.PasswordFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(s.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("store.password_file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return strings.TrimSuffix(line, "\r"), nil
+}
+
+// RedactURL replaces the password of a URL, wherever it is written
+// (user:password@ or a password= parameter).
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
 }
 
 // Links are the download links of the policy action link: the files stay
@@ -140,6 +195,8 @@ type Release struct {
 	Delay Duration `toml:"delay"`
 	// KeyFile holds the key that encrypts passwords in the store; made
 	// (mode 0600) on first start when missing. Default: data_dir/zipgate.key.
+	// The pages' CSRF values and cookies are signed with keys derived
+	// from it, so with a shared store every node has a copy of one file.
 	KeyFile string `toml:"key_file"`
 	// Retention keeps finished jobs (for the audit) this long.
 	Retention Duration `toml:"retention"`
@@ -297,6 +354,7 @@ func Defaults() Config {
 			TrustedProxies: []string{}},
 		Admin: Admin{Listen: "127.0.0.1:8026", SessionTimeout: Duration(8 * time.Hour)},
 		Audit: Audit{Retention: Duration(365 * 24 * time.Hour)},
+		Store: Store{Lease: Duration(30 * time.Second)},
 	}
 }
 
@@ -342,6 +400,7 @@ func (c Config) problems() []string {
 	if c.Release.KeyFile != "" {
 		checkKeyFile(&p, "release.key_file", c.Release.KeyFile)
 	}
+	checkStore(&p, c.Store)
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -613,6 +672,35 @@ func checkKeyFile(p *Problems, key, file string) {
 		p.add("%s: %q does not exist and its directory %s is missing", key, file, dir)
 	} else if syscall.Access(dir, accessW|accessX) != nil {
 		p.add("%s: %q does not exist and user %s cannot make it in %s", key, file, whoami(), dir)
+	}
+}
+
+// checkStore: a PostgreSQL URL zipgate can use, a password file it can
+// read. Problems show the URL without its password.
+func checkStore(p *Problems, s Store) {
+	if s.URL != "" {
+		u, err := url.Parse(s.URL)
+		switch {
+		case err != nil:
+			p.add("store.url: %s is not a URL like \"postgres://zipgate@db.example/zipgate?sslmode=verify-full\"", RedactURL(s.URL))
+		case u.Scheme != "postgres" && u.Scheme != "postgresql":
+			p.add("store.url: %q is not a postgres:// URL (leave it empty for the embedded SQLite)", RedactURL(s.URL))
+		}
+	}
+	if s.PasswordFile != "" {
+		if s.URL == "" {
+			p.add("store.password_file: set, but store.url is empty (the embedded SQLite has no password)")
+		}
+		if fi, err := os.Stat(s.PasswordFile); err != nil {
+			p.add("store.password_file: %v", err)
+		} else if fi.IsDir() {
+			p.add("store.password_file: %q is a directory", s.PasswordFile)
+		} else if syscall.Access(s.PasswordFile, accessR) != nil {
+			p.add("store.password_file: %q is not readable by user %s", s.PasswordFile, whoami())
+		}
+	}
+	if s.Lease.D() < 5*time.Second || s.Lease.D() > time.Hour {
+		p.add("store.lease: %s is not between 5s and 1h", s.Lease.D())
 	}
 }
 

@@ -391,3 +391,51 @@ func TestZipTimeZone(t *testing.T) {
 
 // TestPasswordEntropy: password settings under 64 bits are refused with
 // the bits they give (issue 11, finding 9); the defaults pass.
+
+func TestStoreSection(t *testing.T) {
+	pw := filepath.Join(t.TempDir(), "pgpass")
+	if err := os.WriteFile(pw, []byte("s3cret-Pw\nignored\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(writeFile(t, `
+[store]
+url = "postgres://zipgate@db.example/zipgate?sslmode=verify-full"
+password_file = "`+pw+`"
+lease = "45s"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Store.Shared() || c.Store.Lease.D() != 45*time.Second {
+		t.Errorf("store = %+v", c.Store)
+	}
+	if got, err := c.Store.ReadPassword(); err != nil || got != "s3cret-Pw" {
+		t.Errorf("ReadPassword = %q, %v; want the first line", got, err)
+	}
+	if Defaults().Store.Shared() {
+		t.Error("the default store is not the embedded SQLite")
+	}
+
+	// Problems name the key and never show a password written in the URL.
+	bad := Defaults()
+	bad.Store = Store{URL: "mysql://zipgate:Hunter2-in-url@db/zipgate?password=Hunter2-param", PasswordFile: "/nonexistent/pw", Lease: Duration(time.Second)}
+	err = bad.Validate()
+	if err == nil {
+		t.Fatal("a bad [store] passed")
+	}
+	for _, want := range []string{"store.url", "not a postgres:// URL", "store.password_file", "store.lease"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("problems %q do not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "Hunter2") {
+		t.Errorf("problems show the password: %q", err)
+	}
+	if got := RedactURL("postgres://u:Hunter2@h/d?password=Hunter2&sslmode=require"); strings.Contains(got, "Hunter2") ||
+		!strings.Contains(got, "u:xxxxx@h/d") || !strings.Contains(got, "sslmode=require") {
+		t.Errorf("RedactURL = %q", got)
+	}
+}

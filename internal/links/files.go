@@ -7,6 +7,7 @@
 package links
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -16,10 +17,12 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/zipgate/zipgate/internal/store"
 )
 
-// Blobs is where the encrypted files are kept: a directory here; a
-// shared store (PostgreSQL) can keep them for several nodes later.
+// Blobs is where the encrypted files are kept: a directory (Dir), or,
+// for several nodes, the PostgreSQL store (Shared).
 type Blobs interface {
 	// Create starts file n of link; it exists once Commit returns.
 	Create(link string, n int) (Blob, error)
@@ -196,6 +199,31 @@ func (d *Dir) List() (map[string]time.Time, error) {
 	}
 	return out, nil
 }
+
+// Shared keeps the files in the store several nodes share, so a link
+// downloads from any node: each file written in one transaction, read
+// in a snapshot (a file removed while it streams, as the last allowed
+// download ends its link, still reads to its end).
+type Shared struct{ B *store.Blobs }
+
+func (s Shared) Create(link string, n int) (Blob, error) {
+	if !linkID.MatchString(link) {
+		return nil, fmt.Errorf("links: bad link id %q", link)
+	}
+	w, err := s.B.Create(context.Background(), link, n)
+	if err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (s Shared) Open(link string, n int) (io.ReadCloser, error) {
+	return s.B.Open(context.Background(), link, n)
+}
+
+func (s Shared) Remove(link string) error { return s.B.Remove(context.Background(), link) }
+
+func (s Shared) List() (map[string]time.Time, error) { return s.B.List(context.Background()) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

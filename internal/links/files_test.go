@@ -2,15 +2,26 @@ package links
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/zipgate/zipgate/internal/pgtest"
+	"github.com/zipgate/zipgate/internal/store"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	pgtest.StopShared()
+	os.Exit(code)
+}
 
 func newFiles(t *testing.T) (*Files, string) {
 	t.Helper()
@@ -150,3 +161,53 @@ func TestFilesStreamInBoundedMemory(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// With a store several nodes share, the files one node wrote download
+// from another, decrypted, and what the database holds is ciphertext.
+func TestSharedFilesAcrossNodes(t *testing.T) {
+	url := pgtest.Shared(t).NewSchema(t)
+	open := func() *store.Postgres {
+		s, err := store.OpenPostgresKey(context.Background(), store.PostgresOptions{URL: url}, bytes.Repeat([]byte{1}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a, b := open(), open()
+	one, two := &Files{Blobs: Shared{B: a.Blobs(store.BlobLinks)}}, &Files{Blobs: Shared{B: b.Blobs(store.BlobLinks)}}
+	key, _ := NewKey()
+	plain := make([]byte, 5*chunkSize+7)
+	rand.Read(plain)
+	if _, _, err := one.Put("abc123", 0, key, bytes.NewReader(plain)); err != nil {
+		t.Fatal(err)
+	}
+	back, err := readAll(t, two, "abc123", 0, key)
+	if err != nil || !bytes.Equal(back, plain) {
+		t.Fatalf("the other node read %d bytes, %v", len(back), err)
+	}
+	raw, err := b.Blobs(store.BlobLinks).Open(context.Background(), "abc123", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := io.ReadAll(raw)
+	raw.Close()
+	if bytes.Contains(stored, plain[:32]) || len(stored) <= len(plain) {
+		t.Fatal("the database holds the plain text")
+	}
+	if _, err := readAll(t, two, "abc123", 0, bytes.Repeat([]byte{9}, 32)); err == nil {
+		t.Error("another key opened the file")
+	}
+	if list, _ := two.Blobs.List(); len(list) != 1 {
+		t.Errorf("List = %v", list)
+	}
+	if err := one.Remove("abc123"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readAll(t, two, "abc123", 0, key); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("after Remove: %v", err)
+	}
+	if _, err := one.Blobs.Create("../x", 0); err == nil {
+		t.Error("a bad link id was taken")
+	}
+}

@@ -157,7 +157,8 @@ func domainPattern(domain string) string {
 	return like("@" + strings.ToLower(strings.TrimSuffix(strings.TrimSpace(domain), ".")) + `"`)
 }
 
-func (s *SQLite) SearchEvents(ctx context.Context, q AuditQuery, fn func(AuditRow) error) error {
+// auditWhere is the conditions of an audit search.
+func auditWhere(q AuditQuery) where {
 	var w where
 	if q.Q != "" {
 		p := like(q.Q)
@@ -184,6 +185,11 @@ func (s *SQLite) SearchEvents(ctx context.Context, q AuditQuery, fn func(AuditRo
 	if !q.Until.IsZero() {
 		w.add(`e.at < ?`, ms(q.Until))
 	}
+	return w
+}
+
+func (s *SQLite) SearchEvents(ctx context.Context, q AuditQuery, fn func(AuditRow) error) error {
+	w := auditWhere(q)
 	query := `SELECT e.seq, e.message, e.at, e.event, e.actor, e.via, e.detail, e.target,
 		COALESCE(m.sender, ''), COALESCE(m.rcpts, '[]'), COALESCE(m.subject, ''), COALESCE(m.files, '[]')
 		FROM events e LEFT JOIN messages m ON m.id = e.message AND e.message != ''` + w.sql() + ` ORDER BY e.seq DESC`
@@ -251,7 +257,8 @@ func scanSummary(row interface{ Scan(...any) error }) (*MessageSummary, error) {
 // stored before they did has the message's id.
 const jobOf = `(j.message = m.id OR j.id = m.id)`
 
-func (s *SQLite) FindMessages(ctx context.Context, q MessageQuery) ([]*MessageSummary, error) {
+// messageWhere is the conditions of a search of message records.
+func messageWhere(q MessageQuery) (where, error) {
 	var w where
 	if q.Sender != "" {
 		w.add(`m.sender LIKE ? ESCAPE '\'`, like(q.Sender))
@@ -294,12 +301,25 @@ func (s *SQLite) FindMessages(ctx context.Context, q MessageQuery) ([]*MessageSu
 	case "deferred":
 		w.add(`m.result LIKE '4%'`)
 	default:
-		return nil, fmt.Errorf("state %q is not one of %s", q.State, strings.Join(MessageStates, ", "))
+		return w, fmt.Errorf("state %q is not one of %s", q.State, strings.Join(MessageStates, ", "))
 	}
-	limit := q.Limit
-	if limit <= 0 || limit > 1000 {
-		limit = 1000
+	return w, nil
+}
+
+// messageLimit caps a search of message records at 1000.
+func messageLimit(q MessageQuery) int {
+	if q.Limit <= 0 || q.Limit > 1000 {
+		return 1000
 	}
+	return q.Limit
+}
+
+func (s *SQLite) FindMessages(ctx context.Context, q MessageQuery) ([]*MessageSummary, error) {
+	w, err := messageWhere(q)
+	if err != nil {
+		return nil, err
+	}
+	limit := messageLimit(q)
 	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM messages m`+w.sql()+
 		fmt.Sprintf(` ORDER BY m.created_at DESC, m.id LIMIT %d`, limit), w.args...)
 	if err != nil {

@@ -167,6 +167,11 @@ func (s *SQLite) insertLink(ctx context.Context, tx *sql.Tx, l *Link) error {
 }
 
 func (s *SQLite) scanLink(row interface{ Scan(...any) error }) (*Link, error) {
+	return scanLink(s.sec, row)
+}
+
+// scanLink reads the linkColumns of a row (of either store).
+func scanLink(sec *sealer, row interface{ Scan(...any) error }) (*Link, error) {
 	var l Link
 	var rcpts, files string
 	var key, pw, token []byte
@@ -187,17 +192,17 @@ func (s *SQLite) scanLink(row interface{ Scan(...any) error }) (*Link, error) {
 	if err := json.Unmarshal([]byte(files), &l.Files); err != nil {
 		return nil, fmt.Errorf("link %s files: %w", l.ID, err)
 	}
-	k, err := s.sec.open(linkAD(l.ID, "key"), key)
+	k, err := sec.open(linkAD(l.ID, "key"), key)
 	if err != nil {
 		return nil, fmt.Errorf("link %s key: %w", l.ID, err)
 	}
 	if k != "" {
 		l.FileKey = []byte(k)
 	}
-	if l.Password, err = s.sec.open(linkAD(l.ID, "password"), pw); err != nil {
+	if l.Password, err = sec.open(linkAD(l.ID, "password"), pw); err != nil {
 		return nil, fmt.Errorf("link %s: %w", l.ID, err)
 	}
-	if l.Token, err = s.sec.open(linkAD(l.ID, "token"), token); err != nil {
+	if l.Token, err = sec.open(linkAD(l.ID, "token"), token); err != nil {
 		return nil, fmt.Errorf("link %s token: %w", l.ID, err)
 	}
 	l.CreatedAt, l.ExpiresAt, l.FirstDownloadAt, l.EndedAt = fromMS(created), fromMS(expires), fromMS(first), fromMS(ended)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -13,7 +12,7 @@ import (
 )
 
 // linked saves message id with a linked copy: a pending job and its link.
-func linked(t *testing.T, s *SQLite, id string, max int) *Link {
+func linked(t *testing.T, s Store, id string, max int) *Link {
 	t.Helper()
 	j := job(id)
 	j.Key = []byte("key-" + id)
@@ -28,150 +27,156 @@ func linked(t *testing.T, s *SQLite, id string, max int) *Link {
 	return l
 }
 
-func deliver(t *testing.T, s *SQLite, l *Link) {
+func deliver(t *testing.T, s Store, l *Link) {
 	t.Helper()
 	m := &Message{ID: l.Message, Key: l.Key, CreatedAt: t0, UpdatedAt: t0, Sender: l.Sender, Rcpts: l.Rcpts}
 	must(t, "Delivered", s.Delivered(context.Background(), m, l.Rcpts, l.ID, t0.Add(10*time.Minute), t0))
 }
 
 func TestLinkLife(t *testing.T) {
-	ctx := context.Background()
-	s, path := newStore(t)
-	l := linked(t, s, "L1", 2)
+	eachStore(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s, path := be.newStore(t)
+		l := linked(t, s, "L1", 2)
 
-	got, err := s.LinkByToken(ctx, l.TokenHash)
-	if err != nil || got.State != LinkPending || got.Password != "pw-L1" || !bytes.Equal(got.FileKey, l.FileKey) ||
-		got.Token != "token-L1" || got.Subject != "見積書" || len(got.Files) != 1 {
-		t.Fatalf("pending link read back: %+v, %v", got, err)
-	}
-	// Not yet out: no download.
-	if _, err := s.LinkDownload(ctx, "L1", t0, Event{Message: l.Message, At: t0, Event: "link_download"}); !errors.Is(err, ErrLinkNotActive) {
-		t.Fatalf("download of a pending link: %v", err)
-	}
-	// The secrets are sealed at rest.
-	raw, _ := os.ReadFile(path)
-	for _, secret := range [][]byte{l.FileKey, []byte("pw-L1"), []byte("token-L1")} {
-		if bytes.Contains(raw, secret) {
-			t.Fatalf("%q in the database file", secret)
+		got, err := s.LinkByToken(ctx, l.TokenHash)
+		if err != nil || got.State != LinkPending || got.Password != "pw-L1" || !bytes.Equal(got.FileKey, l.FileKey) ||
+			got.Token != "token-L1" || got.Subject != "見積書" || len(got.Files) != 1 {
+			t.Fatalf("pending link read back: %+v, %v", got, err)
 		}
-	}
-
-	deliver(t, s, l)
-	got, _ = s.GetLink(ctx, "L1")
-	if got.State != LinkActive || got.Token != "" || get(t, s, "L1").State != Scheduled {
-		t.Fatalf("after delivery: link %s token %q, job %s", got.State, got.Token, get(t, s, "L1").State)
-	}
-
-	// Two downloads allowed: the third is refused.
-	for i := 1; i <= 2; i++ {
-		got, err = s.LinkDownload(ctx, "L1", t0.Add(time.Duration(i)*time.Minute),
-			Event{Message: l.Message, At: t0, Event: "link_download", Detail: "a.pdf"})
-		if err != nil || got.Downloads != i || !got.FirstDownloadAt.Equal(t0.Add(time.Minute)) {
-			t.Fatalf("download %d: %+v, %v", i, got, err)
+		// Not yet out: no download.
+		if _, err := s.LinkDownload(ctx, "L1", t0, Event{Message: l.Message, At: t0, Event: "link_download"}); !errors.Is(err, ErrLinkNotActive) {
+			t.Fatalf("download of a pending link: %v", err)
 		}
-	}
-	if _, err := s.LinkDownload(ctx, "L1", t0.Add(time.Hour), Event{Message: l.Message, At: t0}); !errors.Is(err, ErrLinkEnded) {
-		t.Fatalf("third download: %v", err)
-	}
-	// The first download is owed a notice.
-	if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 1 || work[0].ID != "L1" {
-		t.Fatalf("work after the first download: %v", work)
-	}
-	must(t, "MarkLinkNotice", s.MarkLinkNotice(ctx, "L1", "first"))
-	if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 0 {
-		t.Fatalf("work after the notice: %d", len(work))
-	}
+		// The secrets are sealed at rest.
+		raw := be.dump(t, s, path)
+		for _, secret := range [][]byte{l.FileKey, []byte("pw-L1"), []byte("token-L1")} {
+			if bytes.Contains(raw, secret) {
+				t.Fatalf("%q in the database file", secret)
+			}
+		}
 
-	must(t, "EndLink", s.EndLink(ctx, "L1", LinkUsedUp, "zipgate", Event{Message: l.Message, At: t0.Add(time.Hour), Event: "link_used_up"}))
-	got, _ = s.GetLink(ctx, "L1")
-	if got.State != LinkUsedUp || got.FileKey != nil || got.Password != "" || !got.EndedAt.Equal(t0.Add(time.Hour)) {
-		t.Fatalf("ended: %+v", got)
-	}
-	// The password would open nothing: its mail does not go, and the
-	// sender is not told "canceled" for it.
-	if j := get(t, s, "L1"); j.State != Canceled || !j.ConfirmSent || j.Password != "" {
-		t.Fatalf("job after the link ended: %s confirm %v", j.State, j.ConfirmSent)
-	}
-	if err := s.EndLink(ctx, "L1", LinkRevoked, "x", Event{Message: l.Message, At: t0}); !errors.Is(err, ErrLinkEnded) {
-		t.Fatalf("revoke after the end: %v", err)
-	}
-	// Its files are to be deleted; then, after the retention, it goes.
-	if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 1 {
-		t.Fatalf("files of an ended link are not work")
-	}
-	must(t, "MarkLinkFilesGone", s.MarkLinkFilesGone(ctx, "L1"))
-	if _, err := s.Purge(ctx, t0.Add(2*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.GetLink(ctx, "L1"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("purged link: %v", err)
-	}
-	// The history stays for the audit (audit.retention), then goes.
-	if ev, _ := s.Events(ctx, l.Message); len(ev) == 0 {
-		t.Fatalf("the link's history went with the jobs' purge")
-	}
-	if _, err := s.PurgeAudit(ctx, t0.Add(2*time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	ev, _ := s.Events(ctx, l.Message)
-	var names []string
-	for _, e := range ev {
-		names = append(names, e.Event)
-	}
-	if len(ev) != 0 {
-		t.Fatalf("events outlived the audit's purge: %v", names)
-	}
+		deliver(t, s, l)
+		got, _ = s.GetLink(ctx, "L1")
+		if got.State != LinkActive || got.Token != "" || get(t, s, "L1").State != Scheduled {
+			t.Fatalf("after delivery: link %s token %q, job %s", got.State, got.Token, get(t, s, "L1").State)
+		}
+
+		// Two downloads allowed: the third is refused.
+		for i := 1; i <= 2; i++ {
+			got, err = s.LinkDownload(ctx, "L1", t0.Add(time.Duration(i)*time.Minute),
+				Event{Message: l.Message, At: t0, Event: "link_download", Detail: "a.pdf"})
+			if err != nil || got.Downloads != i || !got.FirstDownloadAt.Equal(t0.Add(time.Minute)) {
+				t.Fatalf("download %d: %+v, %v", i, got, err)
+			}
+		}
+		if _, err := s.LinkDownload(ctx, "L1", t0.Add(time.Hour), Event{Message: l.Message, At: t0}); !errors.Is(err, ErrLinkEnded) {
+			t.Fatalf("third download: %v", err)
+		}
+		// The first download is owed a notice.
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 1 || work[0].ID != "L1" {
+			t.Fatalf("work after the first download: %v", work)
+		}
+		must(t, "MarkLinkNotice", s.MarkLinkNotice(ctx, "L1", "first"))
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 0 {
+			t.Fatalf("work after the notice: %d", len(work))
+		}
+
+		must(t, "EndLink", s.EndLink(ctx, "L1", LinkUsedUp, "zipgate", Event{Message: l.Message, At: t0.Add(time.Hour), Event: "link_used_up"}))
+		got, _ = s.GetLink(ctx, "L1")
+		if got.State != LinkUsedUp || got.FileKey != nil || got.Password != "" || !got.EndedAt.Equal(t0.Add(time.Hour)) {
+			t.Fatalf("ended: %+v", got)
+		}
+		// The password would open nothing: its mail does not go, and the
+		// sender is not told "canceled" for it.
+		if j := get(t, s, "L1"); j.State != Canceled || !j.ConfirmSent || j.Password != "" {
+			t.Fatalf("job after the link ended: %s confirm %v", j.State, j.ConfirmSent)
+		}
+		if err := s.EndLink(ctx, "L1", LinkRevoked, "x", Event{Message: l.Message, At: t0}); !errors.Is(err, ErrLinkEnded) {
+			t.Fatalf("revoke after the end: %v", err)
+		}
+		// Its files are to be deleted; then, after the retention, it goes.
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 1 {
+			t.Fatalf("files of an ended link are not work")
+		}
+		must(t, "MarkLinkFilesGone", s.MarkLinkFilesGone(ctx, "L1"))
+		if _, err := s.Purge(ctx, t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetLink(ctx, "L1"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("purged link: %v", err)
+		}
+		// The history stays for the audit (audit.retention), then goes.
+		if ev, _ := s.Events(ctx, l.Message); len(ev) == 0 {
+			t.Fatalf("the link's history went with the jobs' purge")
+		}
+		if _, err := s.PurgeAudit(ctx, t0.Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		ev, _ := s.Events(ctx, l.Message)
+		var names []string
+		for _, e := range ev {
+			names = append(names, e.Event)
+		}
+		if len(ev) != 0 {
+			t.Fatalf("events outlived the audit's purge: %v", names)
+		}
+	})
 }
 
 func TestLinkLocksAfterTenWrongTries(t *testing.T) {
-	ctx := context.Background()
-	s, _ := newStore(t)
-	l := linked(t, s, "L2", 0)
-	deliver(t, s, l)
-	for i := 1; i <= 10; i++ {
-		got, err := s.LinkFailure(ctx, "L2", 10, Event{Message: l.Message, At: t0, Event: "link_password_wrong", Actor: "192.0.2.1"})
-		if err != nil {
-			t.Fatal(err)
+	eachStore(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s, _ := be.newStore(t)
+		l := linked(t, s, "L2", 0)
+		deliver(t, s, l)
+		for i := 1; i <= 10; i++ {
+			got, err := s.LinkFailure(ctx, "L2", 10, Event{Message: l.Message, At: t0, Event: "link_password_wrong", Actor: "192.0.2.1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := LinkActive; i < 10 && got.State != want || i == 10 && got.State != LinkLocked {
+				t.Fatalf("try %d: %s", i, got.State)
+			}
 		}
-		if want := LinkActive; i < 10 && got.State != want || i == 10 && got.State != LinkLocked {
-			t.Fatalf("try %d: %s", i, got.State)
+		if _, err := s.LinkFailure(ctx, "L2", 10, Event{Message: l.Message, At: t0}); !errors.Is(err, ErrLinkEnded) {
+			t.Fatalf("an 11th try: %v", err)
 		}
-	}
-	if _, err := s.LinkFailure(ctx, "L2", 10, Event{Message: l.Message, At: t0}); !errors.Is(err, ErrLinkEnded) {
-		t.Fatalf("an 11th try: %v", err)
-	}
-	// The sender is owed the notice of the lock.
-	work, _ := s.LinkWork(ctx, t0, t0.Add(-time.Hour), 10)
-	if len(work) != 1 || work[0].State != LinkLocked || work[0].EndNoticeSent {
-		t.Fatalf("work after the lock: %v", work)
-	}
-	ev, _ := s.Events(ctx, l.Message)
-	if last := ev[len(ev)-1]; last.Event != "link_locked" || len(ev) != 11 {
-		t.Fatalf("history: %d events, last %+v", len(ev), last)
-	}
+		// The sender is owed the notice of the lock.
+		work, _ := s.LinkWork(ctx, t0, t0.Add(-time.Hour), 10)
+		if len(work) != 1 || work[0].State != LinkLocked || work[0].EndNoticeSent {
+			t.Fatalf("work after the lock: %v", work)
+		}
+		ev, _ := s.Events(ctx, l.Message)
+		if last := ev[len(ev)-1]; last.Event != "link_locked" || len(ev) != 11 {
+			t.Fatalf("history: %d events, last %+v", len(ev), last)
+		}
+	})
 }
 
 func TestLinkOfACopyThatDidNotLeaveGoesWithItsJob(t *testing.T) {
-	ctx := context.Background()
-	s, _ := newStore(t)
-	l := linked(t, s, "L3", 0)
-	must(t, "Discard", s.Discard(ctx, "L3"))
-	if _, err := s.GetLink(ctx, "L3"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("link of a discarded job: %v", err)
-	}
-	// One that expires before anyone used it, or outlives the retention.
-	l = linked(t, s, "L4", 0)
-	deliver(t, s, l)
-	if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0, 10); len(work) != 0 {
-		t.Fatalf("a fresh link is work")
-	}
-	if work, _ := s.LinkWork(ctx, l.ExpiresAt, t0, 10); len(work) != 1 {
-		t.Fatalf("an expired link is not work")
-	}
-	if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(time.Minute), 10); len(work) != 1 {
-		t.Fatalf("a link older than the retention is not work")
-	}
-	if next, err := s.NextLinkWake(ctx); err != nil || !next.Equal(l.ExpiresAt) {
-		t.Fatalf("NextLinkWake = %v, %v", next, err)
-	}
+	eachStore(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s, _ := be.newStore(t)
+		l := linked(t, s, "L3", 0)
+		must(t, "Discard", s.Discard(ctx, "L3"))
+		if _, err := s.GetLink(ctx, "L3"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("link of a discarded job: %v", err)
+		}
+		// One that expires before anyone used it, or outlives the retention.
+		l = linked(t, s, "L4", 0)
+		deliver(t, s, l)
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0, 10); len(work) != 0 {
+			t.Fatalf("a fresh link is work")
+		}
+		if work, _ := s.LinkWork(ctx, l.ExpiresAt, t0, 10); len(work) != 1 {
+			t.Fatalf("an expired link is not work")
+		}
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(time.Minute), 10); len(work) != 1 {
+			t.Fatalf("a link older than the retention is not work")
+		}
+		if next, err := s.NextLinkWake(ctx); err != nil || !next.Equal(l.ExpiresAt) {
+			t.Fatalf("NextLinkWake = %v, %v", next, err)
+		}
+	})
 }

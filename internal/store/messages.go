@@ -197,7 +197,7 @@ func (s *SQLite) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) erro
 		return fmt.Errorf("message %s: %w", m.ID, err)
 	}
 	for i, j := range jobs {
-		if _, err := tx.ExecContext(ctx, insertJob, s.jobArgs(j, sealed[i])...); err != nil {
+		if _, err := tx.ExecContext(ctx, insertJob, jobArgs(j, sealed[i])...); err != nil {
 			return fmt.Errorf("job %s: %w", j.ID, err)
 		}
 		if j.Link != nil {
@@ -342,23 +342,32 @@ func (s *SQLite) queryMessages(ctx context.Context, q string, args ...any) ([]*M
 	defer rows.Close()
 	var out []*Message
 	for rows.Next() {
-		var m Message
-		var created, updated int64
-		var rcpts, groups string
-		if err := rows.Scan(&m.ID, &m.Key, &created, &updated, &m.Sender, &rcpts, &m.QueueID, &m.MessageID,
-			&m.Subject, &m.Size, &groups, &m.Result); err != nil {
+		m, err := scanMessage(rows)
+		if err != nil {
 			return nil, err
 		}
-		if err := json.Unmarshal([]byte(rcpts), &m.Rcpts); err != nil {
-			return nil, fmt.Errorf("message %s recipients: %w", m.ID, err)
-		}
-		if err := json.Unmarshal([]byte(groups), &m.Groups); err != nil {
-			return nil, fmt.Errorf("message %s groups: %w", m.ID, err)
-		}
-		m.CreatedAt, m.UpdatedAt = fromMS(created), fromMS(updated)
-		out = append(out, &m)
+		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// scanMessage reads the messageColumns of a row (of either store).
+func scanMessage(row interface{ Scan(...any) error }) (*Message, error) {
+	var m Message
+	var created, updated int64
+	var rcpts, groups string
+	if err := row.Scan(&m.ID, &m.Key, &created, &updated, &m.Sender, &rcpts, &m.QueueID, &m.MessageID,
+		&m.Subject, &m.Size, &groups, &m.Result); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(rcpts), &m.Rcpts); err != nil {
+		return nil, fmt.Errorf("message %s recipients: %w", m.ID, err)
+	}
+	if err := json.Unmarshal([]byte(groups), &m.Groups); err != nil {
+		return nil, fmt.Errorf("message %s groups: %w", m.ID, err)
+	}
+	m.CreatedAt, m.UpdatedAt = fromMS(created), fromMS(updated)
+	return &m, nil
 }
 
 func (s *SQLite) GetMessage(ctx context.Context, id string) (*Message, error) {

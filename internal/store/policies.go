@@ -83,6 +83,18 @@ func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {
 		return err
 	}
 	p.Domain, _ = policy.NormalizePattern(p.Domain)
+	_, err := s.exec(ctx, false, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
+			delay_ms = excluded.delay_ms, zip_method = excluded.zip_method,
+			filename_encoding = excluded.filename_encoding, language = excluded.language,
+			note = excluded.note, updated_at = excluded.updated_at, hold_ms = excluded.hold_ms,
+			approvers = excluded.approvers, guard = excluded.guard, link_expiry_ms = excluded.link_expiry_ms,
+			max_downloads = excluded.max_downloads, link_auth = excluded.link_auth`, policyArgs(p)...)
+	return err
+}
+
+// policyArgs are the values of policyColumns for p.
+func policyArgs(p *policy.Policy) []any {
 	var delay, hold sql.NullInt64
 	if p.Delay != nil {
 		delay = sql.NullInt64{Int64: p.Delay.Milliseconds(), Valid: true}
@@ -102,16 +114,8 @@ func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {
 	if p.MaxDownloads != nil {
 		maxDownloads = sql.NullInt64{Int64: int64(*p.MaxDownloads), Valid: true}
 	}
-	_, err := s.exec(ctx, false, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
-			delay_ms = excluded.delay_ms, zip_method = excluded.zip_method,
-			filename_encoding = excluded.filename_encoding, language = excluded.language,
-			note = excluded.note, updated_at = excluded.updated_at, hold_ms = excluded.hold_ms,
-			approvers = excluded.approvers, guard = excluded.guard, link_expiry_ms = excluded.link_expiry_ms,
-			max_downloads = excluded.max_downloads, link_auth = excluded.link_auth`,
-		p.Domain, p.Action, p.PasswordTo, delay, p.ZipMethod, p.FilenameEncoding, p.Language, p.Note, ms(p.UpdatedAt),
-		hold, approvers, p.Guard, linkExpiry, maxDownloads, p.LinkAuth)
-	return err
+	return []any{p.Domain, string(p.Action), string(p.PasswordTo), delay, p.ZipMethod, p.FilenameEncoding, p.Language,
+		p.Note, ms(p.UpdatedAt), hold, approvers, string(p.Guard), linkExpiry, maxDownloads, p.LinkAuth}
 }
 
 func (s *SQLite) DeletePolicy(ctx context.Context, domain string) error {

@@ -391,7 +391,7 @@ func (s *SQLite) Create(ctx context.Context, j *Job) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.exec(ctx, false, insertJob, s.jobArgs(j, sealed)...)
+	_, err = s.exec(ctx, false, insertJob, jobArgs(j, sealed)...)
 	if err == nil {
 		j.State = Pending
 	}
@@ -403,7 +403,7 @@ const insertJob = `INSERT INTO jobs
 	 zip_name, files, password, created_at, due_at, message, msg_key, password_to, language, rule)
 	VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-func (s *SQLite) jobArgs(j *Job, sealed []byte) []any {
+func jobArgs(j *Job, sealed []byte) []any {
 	rcpts, _ := json.Marshal(j.Rcpts)
 	files, _ := json.Marshal(j.Files)
 	return []any{j.ID, j.Sender, string(rcpts), j.HeaderFrom, j.HeaderTo, j.HeaderCc, j.Subject, j.MessageID,
@@ -572,7 +572,10 @@ const jobColumns = `id, state, sender, rcpts, header_from, header_to, header_cc,
 	zip_name, files, password, token_hash, created_at, due_at, finished_at, attempts, next_attempt,
 	last_error, notice_sent, confirm_sent, message, msg_key, password_to, language, rule, notice_attempts, notice_next`
 
-func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) {
+func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) { return scanJob(s.sec, row) }
+
+// scanJob reads the jobColumns of a row (of either store).
+func scanJob(sec *sealer, row interface{ Scan(...any) error }) (*Job, error) {
 	var j Job
 	var rcpts, files string
 	var sealed []byte
@@ -593,7 +596,7 @@ func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) {
 	if err := json.Unmarshal([]byte(files), &j.Files); err != nil {
 		return nil, fmt.Errorf("job %s files: %w", j.ID, err)
 	}
-	if j.Password, err = s.sec.open(j.ID, sealed); err != nil {
+	if j.Password, err = sec.open(j.ID, sealed); err != nil {
 		return nil, fmt.Errorf("job %s: %w", j.ID, err)
 	}
 	j.CreatedAt, j.DueAt, j.FinishedAt, j.NextAttempt = fromMS(created), fromMS(due), fromMS(finished), fromMS(next)

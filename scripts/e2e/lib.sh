@@ -118,6 +118,7 @@ e2e_cleanup() {
 		kill "$pid" 2>/dev/null || true
 	done
 	[[ -n $ZG_PID ]] && zg_stop_quietly
+	pg_stop
 	if [[ -n $PF_STARTED ]]; then
 		postfix -c "$PF_CONF" stop >/dev/null 2>&1 ||
 			{ [[ -f $PF_QUEUE/pid/master.pid ]] && kill "$(tr -d ' ' <"$PF_QUEUE/pid/master.pid")" 2>/dev/null; }
@@ -259,16 +260,81 @@ pf_log_has() { grep -Eq -- "$1" "$PF_LOG/postfix.log"; }
 
 # --------------------------------------------------------------- zipgate
 
+# ------------------------------------------------------------ PostgreSQL
+
+# With ZG_STORE=postgres, zipgate keeps its store in a private PostgreSQL
+# cluster instead of SQLite (issue 14): $W/pg, a free loopback port, run
+# as the user postgres (PostgreSQL refuses root), with a password; one
+# database per zipgate data dir. Durability as shipped (fsync on).
+ZG_STORE=${ZG_STORE:-sqlite}
+PG_BIN=""
+PG_DATA=""
+PG_PORT=""
+
+pg_start() {
+	PG_BIN=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1)
+	[[ -x $PG_BIN/initdb ]] || die "PostgreSQL is not installed (apt-get install postgresql)"
+	id postgres >/dev/null 2>&1 || die "no user postgres to run PostgreSQL as"
+	mkdir -p "$W/pg"
+	chown postgres "$W/pg"
+	od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$W/pg/pw"
+	chown postgres "$W/pg/pw"
+	chmod 600 "$W/pg/pw"
+	PG_PORT=$(free_port)
+	runuser -u postgres -- "$PG_BIN/initdb" -D "$W/pg/data" -U zipgate --pwfile="$W/pg/pw" --auth=scram-sha-256 \
+		-E UTF8 --locale=C.UTF-8 >"$W/pg/initdb.log" 2>&1 || { cat "$W/pg/initdb.log" >&2; die "initdb failed"; }
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$W/pg/data" -l "$W/pg/postgres.log" -w -s \
+		-o "-c listen_addresses=127.0.0.1 -c port=$PG_PORT -c unix_socket_directories=''" start ||
+		{ cat "$W/pg/postgres.log" >&2; die "PostgreSQL did not start"; }
+	PG_DATA=$W/pg/data
+	log "PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }') on 127.0.0.1:$PG_PORT ($PG_DATA)"
+}
+
+pg_stop() {
+	[[ -n $PG_DATA ]] || return 0
+	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w -s stop || true
+	PG_DATA=""
+}
+
+# pg_db DATA_DIR: the database of a zipgate data dir, made at first use.
+pg_db() {
+	local db
+	db=zg_$(basename "$1" | tr -c 'a-z0-9\n' '_')
+	if [[ ! -f $1.db ]]; then
+		PGPASSWORD=$(cat "$W/pg/pw") psql -q -h 127.0.0.1 -p "$PG_PORT" -U zipgate -d postgres \
+			-c "CREATE DATABASE $db" >/dev/null || die "CREATE DATABASE $db failed"
+		echo "$db" >"$1.db"
+	fi
+	cat "$1.db"
+}
+
+# zg_store_args DATA_DIR: how a zipgate command finds the store of
+# DATA_DIR: -data, or with PostgreSQL a configuration naming its database
+# (store.url without the password, which is in store.password_file).
+zg_store_args() {
+	if [[ $ZG_STORE != postgres ]]; then
+		echo "-data $1"
+		return
+	fi
+	local db
+	db=$(pg_db "$1")
+	printf '[store]\nurl = "postgres://zipgate@127.0.0.1:%s/%s?sslmode=disable"\npassword_file = "%s"\n' \
+		"$PG_PORT" "$db" "$W/pg/pw" >"$1.toml"
+	echo "-config $1.toml -data $1"
+}
+
 # zg_start DATA_DIR DELAY [extra serve flags...]: starts zipgate in the
 # background and waits for its "started" line.
 zg_start() {
-	local data=$1 delay=$2
+	local data=$1 delay=$2 store
 	shift 2
 	[[ -z $ZG_PID ]] || die "zg_start: zipgate already running (pid $ZG_PID)"
 	ZG_STARTS=$((ZG_STARTS + 1))
 	ZG_LOG=$W/zipgate-$ZG_STARTS.log
+	store=$(zg_store_args "$data")
+	# shellcheck disable=SC2086 # $store is flags
 	"$W/zipgate" serve -listen "127.0.0.1:$FILTER_PORT" -next-hop "127.0.0.1:$REINJECT_PORT" \
-		-data "$data" -delay "$delay" -web-listen "127.0.0.1:$WEB_PORT" -admin-listen 127.0.0.1:0 "$@" 2>"$ZG_LOG" &
+		$store -delay "$delay" -web-listen "127.0.0.1:$WEB_PORT" -admin-listen 127.0.0.1:0 "$@" 2>"$ZG_LOG" &
 	ZG_PID=$!
 	if ! wait_until 15 "zipgate started (log $ZG_LOG)" zg_log_has '"msg":"zipgate started"'; then
 		cat "$ZG_LOG" >&2
@@ -315,8 +381,14 @@ zg_stop_quietly() {
 	ZG_PID=""
 }
 
-# zg_jobs ARGS...: the jobs command against a data dir.
-zg_jobs() { "$W/zipgate" jobs "$@"; }
+# zg_jobs SUBCOMMAND DATA_DIR [ARGS...]: the jobs command against the
+# store of a data dir.
+zg_jobs() {
+	local sub=$1 data=$2
+	shift 2
+	# shellcheck disable=SC2046 # flags
+	"$W/zipgate" jobs "$sub" $(zg_store_args "$data") "$@"
+}
 
 # ------------------------------------------------------------------ mail
 
