@@ -64,7 +64,6 @@ func adminConfig(path, data string, stderr io.Writer) (config.Config, bool) {
 	return cfg, true
 }
 
-// adminStore opens the store for an admin command, or says why not.
 // openAdmin loads the configuration and opens the store an admin command
 // works on; on false it has said why.
 func openAdmin(path, data string, stderr io.Writer) (config.Config, store.Store, bool) {
@@ -76,6 +75,7 @@ func openAdmin(path, data string, stderr io.Writer) (config.Config, store.Store,
 	return cfg, st, ok
 }
 
+// adminStore opens the store for an admin command, or says why not.
 func adminStore(cfg config.Config, stderr io.Writer) (store.Store, bool) {
 	st, err := openExistingStore(cfg)
 	if err != nil {

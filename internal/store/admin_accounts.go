@@ -100,7 +100,7 @@ func (s *SQLite) PutAdmin(ctx context.Context, name string, hash []byte, now tim
 	return created, tx.Commit()
 }
 
-func scanAdmin(row interface{ Scan(...any) error }) (*Admin, error) {
+func scanAdmin(row scanner) (*Admin, error) {
 	var a Admin
 	var created, updated, last int64
 	err := row.Scan(&a.Name, &a.PasswordHash, &created, &updated, &last)
@@ -115,27 +115,6 @@ func scanAdmin(row interface{ Scan(...any) error }) (*Admin, error) {
 }
 
 const adminColumns = `name, password_hash, created_at, updated_at, last_login`
-
-func (s *SQLite) GetAdmin(ctx context.Context, name string) (*Admin, error) {
-	return scanAdmin(s.db.QueryRowContext(ctx, `SELECT `+adminColumns+` FROM admins WHERE name = ?`, name))
-}
-
-func (s *SQLite) ListAdmins(ctx context.Context) ([]Admin, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+adminColumns+` FROM admins ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Admin
-	for rows.Next() {
-		a, err := scanAdmin(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *a)
-	}
-	return out, rows.Err()
-}
 
 func (s *SQLite) DeleteAdmin(ctx context.Context, name string) error {
 	tx, done, err := s.begin(ctx, false)
@@ -165,22 +144,6 @@ func (s *SQLite) CreateSession(ctx context.Context, se *Session) error {
 	_, err := s.exec(ctx, false, `INSERT INTO admin_sessions (id_hash, admin, csrf, created_at, seen_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, se.IDHash, se.Admin, se.CSRF, ms(se.CreatedAt), ms(se.SeenAt), ms(se.Expires))
 	return err
-}
-
-func (s *SQLite) SessionByHash(ctx context.Context, idHash []byte, now time.Time) (*Session, error) {
-	var se Session
-	var created, seen, expires int64
-	err := s.db.QueryRowContext(ctx, `SELECT s.id_hash, s.admin, s.csrf, s.created_at, s.seen_at, s.expires_at
-		FROM admin_sessions s JOIN admins a ON a.name = s.admin WHERE s.id_hash = ? AND s.expires_at > ?`,
-		idHash, ms(now)).Scan(&se.IDHash, &se.Admin, &se.CSRF, &created, &seen, &expires)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNoSession
-	}
-	if err != nil {
-		return nil, err
-	}
-	se.CreatedAt, se.SeenAt, se.Expires = fromMS(created), fromMS(seen), fromMS(expires)
-	return &se, nil
 }
 
 func (s *SQLite) TouchSession(ctx context.Context, idHash []byte, seen, expires time.Time) error {
@@ -215,45 +178,19 @@ func (s *SQLite) CreateToken(ctx context.Context, name string, hash []byte, now 
 }
 
 func (s *SQLite) TokenByHash(ctx context.Context, hash []byte, now time.Time) (*Token, error) {
-	var t Token
-	var created, used int64
-	err := s.db.QueryRowContext(ctx, `SELECT name, token_hash, created_at, last_used FROM api_tokens WHERE token_hash = ?`,
-		hash).Scan(&t.Name, &t.Hash, &created, &used)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNoToken
+	t, err := s.token(ctx, hash)
+	if err != nil || !stampToken(t, now) {
+		return t, err
 	}
-	if err != nil {
+	if _, err := s.exec(ctx, false, `UPDATE api_tokens SET last_used = ? WHERE name = ?`, ms(now), t.Name); err != nil {
 		return nil, err
 	}
-	t.CreatedAt, t.LastUsed = fromMS(created), fromMS(used)
-	// Stamped at most once a minute: a busy client does not write on
-	// every request.
-	if now.Sub(t.LastUsed) >= time.Minute {
-		if _, err := s.exec(ctx, false, `UPDATE api_tokens SET last_used = ? WHERE name = ?`, ms(now), t.Name); err != nil {
-			return nil, err
-		}
-	}
-	return &t, nil
+	return t, nil
 }
 
-func (s *SQLite) ListTokens(ctx context.Context) ([]Token, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, created_at, last_used FROM api_tokens ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		var t Token
-		var created, used int64
-		if err := rows.Scan(&t.Name, &created, &used); err != nil {
-			return nil, err
-		}
-		t.CreatedAt, t.LastUsed = fromMS(created), fromMS(used)
-		out = append(out, t)
-	}
-	return out, rows.Err()
-}
+// stampToken says whether a token's use is written down: at most once a
+// minute, so a busy client does not write on every request.
+func stampToken(t *Token, now time.Time) bool { return now.Sub(t.LastUsed) >= time.Minute }
 
 func (s *SQLite) RevokeToken(ctx context.Context, name string) error {
 	res, err := s.exec(ctx, false, `DELETE FROM api_tokens WHERE name = ?`, name)

@@ -3,9 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -188,46 +186,7 @@ func auditWhere(q AuditQuery) where {
 	return w
 }
 
-func (s *SQLite) SearchEvents(ctx context.Context, q AuditQuery, fn func(AuditRow) error) error {
-	w := auditWhere(q)
-	query := `SELECT e.seq, e.message, e.at, e.event, e.actor, e.via, e.detail, e.target,
-		COALESCE(m.sender, ''), COALESCE(m.rcpts, '[]'), COALESCE(m.subject, ''), COALESCE(m.files, '[]')
-		FROM events e LEFT JOIN messages m ON m.id = e.message AND e.message != ''` + w.sql() + ` ORDER BY e.seq DESC`
-	if q.Limit > 0 {
-		query += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	rows, err := s.db.QueryContext(ctx, query, w.args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r AuditRow
-		var at int64
-		var rcpts, files string
-		if err := rows.Scan(&r.Seq, &r.Message, &at, &r.Event.Event, &r.Actor, &r.Via, &r.Detail, &r.Target,
-			&r.Sender, &rcpts, &r.Subject, &files); err != nil {
-			return err
-		}
-		r.At = fromMS(at)
-		if err := json.Unmarshal([]byte(rcpts), &r.Rcpts); err != nil {
-			return fmt.Errorf("message %s recipients: %w", r.Message, err)
-		}
-		if err := json.Unmarshal([]byte(files), &r.Files); err != nil {
-			return fmt.Errorf("message %s files: %w", r.Message, err)
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-const summaryColumns = `m.id, m.msg_key, m.created_at, m.updated_at, m.sender, m.rcpts, m.queue_id, m.message_id,
-	m.subject, m.size, m.groups, m.result, m.files, COALESCE((SELECT state FROM held h WHERE h.id = m.id), ''),
-	COALESCE((SELECT GROUP_CONCAT(state) FROM jobs j WHERE j.message = m.id OR j.id = m.id), '')`
-
-func scanSummary(row interface{ Scan(...any) error }) (*MessageSummary, error) {
+func scanSummary(row scanner) (*MessageSummary, error) {
 	var ms MessageSummary
 	m := &ms.Message
 	var created, updated int64
@@ -312,76 +271,6 @@ func messageLimit(q MessageQuery) int {
 		return 1000
 	}
 	return q.Limit
-}
-
-func (s *SQLite) FindMessages(ctx context.Context, q MessageQuery) ([]*MessageSummary, error) {
-	w, err := messageWhere(q)
-	if err != nil {
-		return nil, err
-	}
-	limit := messageLimit(q)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+summaryColumns+` FROM messages m`+w.sql()+
-		fmt.Sprintf(` ORDER BY m.created_at DESC, m.id LIMIT %d`, limit), w.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*MessageSummary
-	for rows.Next() {
-		m, err := scanSummary(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-func (s *SQLite) FindMessage(ctx context.Context, id string) (*MessageSummary, error) {
-	m, err := scanSummary(s.db.QueryRowContext(ctx, `SELECT `+summaryColumns+` FROM messages m WHERE m.id = ?`, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNoMessage
-	}
-	return m, err
-}
-
-func (s *SQLite) JobsOf(ctx context.Context, message string) ([]*Job, error) {
-	jobs, err := s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE message = ? OR id = ? ORDER BY created_at, id`,
-		message, message)
-	for _, j := range jobs {
-		j.Password = "" // the pages and the API never show it
-	}
-	return jobs, err
-}
-
-func (s *SQLite) Counts(ctx context.Context) (Counts, error) {
-	c := Counts{Jobs: map[State]int{}, Held: map[HeldState]int{}}
-	for _, q := range []struct {
-		sql string
-		put func(string, int)
-	}{
-		{`SELECT state, COUNT(*) FROM jobs GROUP BY state`, func(st string, n int) { c.Jobs[State(st)] = n }},
-		{`SELECT state, COUNT(*) FROM held GROUP BY state`, func(st string, n int) { c.Held[HeldState(st)] = n }},
-	} {
-		rows, err := s.db.QueryContext(ctx, q.sql)
-		if err != nil {
-			return c, err
-		}
-		for rows.Next() {
-			var st string
-			var n int
-			if err := rows.Scan(&st, &n); err != nil {
-				rows.Close()
-				return c, err
-			}
-			q.put(st, n)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
 }
 
 func (s *SQLite) PurgeAudit(ctx context.Context, before time.Time) (int, error) {

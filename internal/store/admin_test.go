@@ -41,6 +41,14 @@ func TestAdminAccountsSessionsTokens(t *testing.T) {
 		if _, err := s.SessionByHash(ctx, []byte("sid-1"), t0.Add(time.Minute)); !errors.Is(err, ErrNoSession) {
 			t.Errorf("session survived a password change: %v", err)
 		}
+		if _, err := s.PutAdmin(ctx, "bob", []byte("hash-b"), t0.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+		admins, err := s.ListAdmins(ctx)
+		if err != nil || len(admins) != 2 || admins[0].Name != "alice" || admins[1].Name != "bob" ||
+			!admins[1].CreatedAt.Equal(t0.Add(time.Second)) {
+			t.Fatalf("ListAdmins = %+v, %v; want alice, bob by name", admins, err)
+		}
 		must(t, "CreateSession", s.CreateSession(ctx, sess))
 		must(t, "DeleteAdmin", s.DeleteAdmin(ctx, "alice"))
 		if _, err := s.SessionByHash(ctx, []byte("sid-1"), t0.Add(time.Minute)); !errors.Is(err, ErrNoSession) {

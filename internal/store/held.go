@@ -181,7 +181,7 @@ const heldColumns = `id, msg_key, state, sender, rcpts, envelope, size, subject,
 	token_hash, created_at, finished_at, attempts, next_attempt, last_error, notice_sent, requests_sent,
 	confirm_sent, notice_attempts, notice_next`
 
-func scanHeld(row interface{ Scan(...any) error }) (*HeldMessage, error) {
+func scanHeld(row scanner) (*HeldMessage, error) {
 	var h HeldMessage
 	var rcpts, files, reasons, approvals, approved string
 	var holdUntil, expires, created, finished, next, noticeNext int64
@@ -254,64 +254,6 @@ func orEmpty(f []File) []File {
 		return []File{}
 	}
 	return f
-}
-
-func (s *SQLite) GetHeld(ctx context.Context, id string) (*HeldMessage, error) {
-	return scanHeld(s.db.QueryRowContext(ctx, `SELECT `+heldColumns+` FROM held WHERE id = ?`, id))
-}
-
-func (s *SQLite) HeldByToken(ctx context.Context, tokenHash []byte) (*HeldMessage, error) {
-	if len(tokenHash) == 0 {
-		return nil, ErrNotFound
-	}
-	return scanHeld(s.db.QueryRowContext(ctx, `SELECT `+heldColumns+` FROM held WHERE token_hash = ?`, tokenHash))
-}
-
-func (s *SQLite) HeldByApprover(ctx context.Context, tokenHash []byte) (*HeldMessage, string, error) {
-	var id, approver string
-	err := s.db.QueryRowContext(ctx, `SELECT held, approver FROM approver_tokens WHERE token_hash = ?`, tokenHash).
-		Scan(&id, &approver)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, "", ErrNotFound
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	h, err := s.GetHeld(ctx, id)
-	return h, approver, err
-}
-
-func (s *SQLite) HeldByKey(ctx context.Context, key []byte) (*HeldMessage, error) {
-	return scanHeld(s.db.QueryRowContext(ctx, `SELECT `+heldColumns+` FROM held WHERE msg_key = ?
-		ORDER BY created_at DESC LIMIT 1`, key))
-}
-
-func (s *SQLite) queryHeld(ctx context.Context, q string, args ...any) ([]*HeldMessage, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*HeldMessage
-	for rows.Next() {
-		h, err := scanHeld(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
-}
-
-func (s *SQLite) ListHeld(ctx context.Context, state HeldState, limit int) ([]*HeldMessage, error) {
-	return s.queryHeld(ctx, `SELECT `+heldColumns+` FROM held WHERE ? = '' OR state = ?
-		ORDER BY created_at DESC, id LIMIT ?`, state, state, limit)
-}
-
-func (s *SQLite) HeldBytes(ctx context.Context) (int64, error) {
-	var n int64
-	err := s.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(size), 0) FROM held WHERE state IN ('held', 'sending')`).Scan(&n)
-	return n, err
 }
 
 // What may leave at ?: waiting, its hold over, nobody to wait for.
@@ -440,18 +382,6 @@ func (s *SQLite) SendHeldNow(ctx context.Context, id, actor, via string, now tim
 		WHERE id = ? AND state = 'held' AND `+notLate, ms(now), id, ms(now)))
 }
 
-// late turns a refusal of a still waiting message into ErrTooLate when
-// its deadline passed.
-func (s *SQLite) late(ctx context.Context, id string, now time.Time, err error) error {
-	if !errors.Is(err, ErrFinished) {
-		return err
-	}
-	if h, gerr := s.GetHeld(ctx, id); gerr == nil && h.State == HeldWaiting && !h.Expires.IsZero() && !h.Expires.After(now) {
-		return ErrTooLate
-	}
-	return err
-}
-
 func (s *SQLite) CancelHeld(ctx context.Context, id, actor, via string, now time.Time) error {
 	return s.heldTransition(ctx, &Event{Message: id, At: now, Event: "canceled", Actor: actor, Via: via},
 		`UPDATE held SET state = 'canceled', finished_at = ?, decided_by = ? WHERE id = ? AND state = 'held'`,
@@ -484,6 +414,29 @@ func approverOf(h *HeldMessage, addr string) bool {
 	return false
 }
 
+// approve decides an approval of h read under the store's lock: the sets
+// of approvers still to approve, h.Approved with this one added, and the
+// event to record; or why it cannot count.
+func approve(h *HeldMessage, approver, via string, now time.Time) ([][]string, Event, error) {
+	switch {
+	case h.State != HeldWaiting:
+		return nil, Event{}, heldStateErr(h.State)
+	case !h.Expires.IsZero() && !h.Expires.After(now):
+		return nil, Event{}, ErrTooLate
+	case !approverOf(h, approver):
+		return nil, Event{}, ErrNotApprover
+	}
+	a := strings.ToLower(approver)
+	left := [][]string{}
+	for _, set := range h.Approvals {
+		if !slices.Contains(set, a) {
+			left = append(left, set)
+		}
+	}
+	h.Approved = append(h.Approved, Approval{By: a, At: now, Via: via})
+	return left, Event{Message: h.ID, At: now, Event: "approved", Actor: a, Via: via}, nil
+}
+
 func (s *SQLite) ApproveHeld(ctx context.Context, id, approver, via string, now time.Time) error {
 	tx, done, err := s.begin(ctx, false)
 	if err != nil {
@@ -494,28 +447,15 @@ func (s *SQLite) ApproveHeld(ctx context.Context, id, approver, via string, now 
 	if err != nil {
 		return err
 	}
-	if h.State != HeldWaiting {
-		return heldStateErr(h.State)
+	left, e, err := approve(h, approver, via, now)
+	if err != nil {
+		return err
 	}
-	if !h.Expires.IsZero() && !h.Expires.After(now) {
-		return ErrTooLate
-	}
-	if !approverOf(h, approver) {
-		return ErrNotApprover
-	}
-	a := strings.ToLower(approver)
-	left := [][]string{}
-	for _, set := range h.Approvals {
-		if !slices.Contains(set, a) {
-			left = append(left, set)
-		}
-	}
-	h.Approved = append(h.Approved, Approval{By: a, At: now, Via: via})
 	if _, err := tx.ExecContext(ctx, `UPDATE held SET approvals = ?, approved = ?, next_attempt = 0 WHERE id = ?`,
 		jsonText(left), jsonText(h.Approved), id); err != nil {
 		return err
 	}
-	if err := addEvent(ctx, tx, Event{Message: id, At: now, Event: "approved", Actor: a, Via: via}); err != nil {
+	if err := addEvent(ctx, tx, e); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -569,24 +509,4 @@ func addEvent(ctx context.Context, tx *sql.Tx, e Event) error {
 func (s *SQLite) AddEvent(ctx context.Context, e Event) error {
 	_, err := s.exec(ctx, false, insertEvent, e.Message, ms(e.At), e.Event, e.Actor, e.Via, e.Detail, e.Target)
 	return err
-}
-
-func (s *SQLite) Events(ctx context.Context, message string) ([]Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT message, at, event, actor, via, detail, target FROM events
-		WHERE message = ? ORDER BY seq`, message)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		var at int64
-		if err := rows.Scan(&e.Message, &at, &e.Event, &e.Actor, &e.Via, &e.Detail, &e.Target); err != nil {
-			return nil, err
-		}
-		e.At = fromMS(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
 }

@@ -166,12 +166,8 @@ func (s *SQLite) insertLink(ctx context.Context, tx *sql.Tx, l *Link) error {
 	return nil
 }
 
-func (s *SQLite) scanLink(row interface{ Scan(...any) error }) (*Link, error) {
-	return scanLink(s.sec, row)
-}
-
 // scanLink reads the linkColumns of a row (of either store).
-func scanLink(sec *sealer, row interface{ Scan(...any) error }) (*Link, error) {
+func scanLink(sec *sealer, row scanner) (*Link, error) {
 	var l Link
 	var rcpts, files string
 	var key, pw, token []byte
@@ -208,38 +204,6 @@ func scanLink(sec *sealer, row interface{ Scan(...any) error }) (*Link, error) {
 	l.CreatedAt, l.ExpiresAt, l.FirstDownloadAt, l.EndedAt = fromMS(created), fromMS(expires), fromMS(first), fromMS(ended)
 	l.CodeExpires, l.CodeSentAt, l.NoticeNext = fromMS(codeExp), fromMS(codeSent), fromMS(noticeNext)
 	return &l, nil
-}
-
-func (s *SQLite) GetLink(ctx context.Context, id string) (*Link, error) {
-	return s.scanLink(s.db.QueryRowContext(ctx, `SELECT `+linkColumns+` FROM links WHERE id = ?`, id))
-}
-
-func (s *SQLite) LinkByToken(ctx context.Context, tokenHash []byte) (*Link, error) {
-	if len(tokenHash) == 0 {
-		return nil, ErrNotFound
-	}
-	return s.scanLink(s.db.QueryRowContext(ctx, `SELECT `+linkColumns+` FROM links WHERE token_hash = ?`, tokenHash))
-}
-
-func (s *SQLite) queryLinks(ctx context.Context, q string, args ...any) ([]*Link, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Link
-	for rows.Next() {
-		l, err := s.scanLink(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
-}
-
-func (s *SQLite) ListLinks(ctx context.Context, limit int) ([]*Link, error) {
-	return s.queryLinks(ctx, `SELECT `+linkColumns+` FROM links ORDER BY created_at DESC, id LIMIT ?`, limit)
 }
 
 // linkMiss explains why an update that needs an active link changed
@@ -400,11 +364,6 @@ func (s *SQLite) LinkWork(ctx context.Context, now, retention time.Time, limit i
 		OR (state NOT IN ('pending', 'active') AND files_gone = 0)
 		OR (`+linkNoticeOwed+`)
 		ORDER BY created_at, id LIMIT ?`, t, ms(retention), t, limit)
-}
-
-func (s *SQLite) UsedUpLinks(ctx context.Context) ([]*Link, error) {
-	return s.queryLinks(ctx, `SELECT `+linkColumns+` FROM links WHERE
-		state = 'active' AND max_downloads > 0 AND downloads >= max_downloads ORDER BY created_at, id`)
 }
 
 func (s *SQLite) NextLinkWake(ctx context.Context) (time.Time, error) {

@@ -82,7 +82,15 @@ func TestLinkLife(t *testing.T) {
 			t.Fatalf("work after the notice: %d", len(work))
 		}
 
+		// Used up but not yet ended: what a crash between the last
+		// download and its end would leave for the scheduler.
+		if used, err := s.UsedUpLinks(ctx); err != nil || len(used) != 1 || used[0].ID != "L1" {
+			t.Fatalf("UsedUpLinks before the end = %v, %v", used, err)
+		}
 		must(t, "EndLink", s.EndLink(ctx, "L1", LinkUsedUp, "zipgate", Event{Message: l.Message, At: t0.Add(time.Hour), Event: "link_used_up"}))
+		if used, err := s.UsedUpLinks(ctx); err != nil || len(used) != 0 {
+			t.Fatalf("UsedUpLinks after the end = %v, %v", used, err)
+		}
 		got, _ = s.GetLink(ctx, "L1")
 		if got.State != LinkUsedUp || got.FileKey != nil || got.Password != "" || !got.EndedAt.Equal(t0.Add(time.Hour)) {
 			t.Fatalf("ended: %+v", got)

@@ -100,63 +100,6 @@ type Messages interface {
 	ListMessages(ctx context.Context, limit int) ([]*Message, error)
 }
 
-func (s *SQLite) Prior(ctx context.Context, key []byte, rcpts []string) (*Prior, error) {
-	p := &Prior{Delivered: map[string]bool{}}
-	rows, err := s.db.QueryContext(ctx, `SELECT rcpt FROM deliveries WHERE msg_key = ?`, key)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		p.Delivered[r] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	tries, err := s.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages WHERE msg_key = ? ORDER BY created_at DESC`, key)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range tries {
-		if sameSet(m.Rcpts, rcpts) {
-			p.Message = m
-			break
-		}
-	}
-	p.Pending, err = s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'pending' ORDER BY id`, key)
-	if err != nil {
-		return nil, err
-	}
-	canceled, err := s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'canceled' ORDER BY id`, key)
-	if err != nil {
-		return nil, err
-	}
-	for _, j := range canceled {
-		for _, r := range j.Rcpts {
-			if !p.Delivered[r] {
-				p.TakenBack = append(p.TakenBack, j)
-				break
-			}
-		}
-	}
-	p.Links = map[string]*Link{}
-	for _, j := range p.Pending {
-		l, err := s.GetLink(ctx, j.ID)
-		switch {
-		case err == nil:
-			p.Links[j.ID] = l
-		case !errors.Is(err, ErrNotFound):
-			return nil, err
-		}
-	}
-	return p, nil
-}
-
 func sameSet(a, b []string) bool {
 	a, b = slices.Clone(a), slices.Clone(b)
 	slices.Sort(a)
@@ -334,25 +277,8 @@ func (s *SQLite) deliveredBatch(ctx context.Context, batch []*deliveredReq) erro
 
 const messageColumns = `id, msg_key, created_at, updated_at, sender, rcpts, queue_id, message_id, subject, size, groups, result`
 
-func (s *SQLite) queryMessages(ctx context.Context, q string, args ...any) ([]*Message, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
 // scanMessage reads the messageColumns of a row (of either store).
-func scanMessage(row interface{ Scan(...any) error }) (*Message, error) {
+func scanMessage(row scanner) (*Message, error) {
 	var m Message
 	var created, updated int64
 	var rcpts, groups string
@@ -368,19 +294,4 @@ func scanMessage(row interface{ Scan(...any) error }) (*Message, error) {
 	}
 	m.CreatedAt, m.UpdatedAt = fromMS(created), fromMS(updated)
 	return &m, nil
-}
-
-func (s *SQLite) GetMessage(ctx context.Context, id string) (*Message, error) {
-	found, err := s.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id)
-	if err != nil {
-		return nil, err
-	}
-	if len(found) == 0 {
-		return nil, ErrNoMessage
-	}
-	return found[0], nil
-}
-
-func (s *SQLite) ListMessages(ctx context.Context, limit int) ([]*Message, error) {
-	return s.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages ORDER BY created_at DESC, id LIMIT ?`, limit)
 }

@@ -14,7 +14,7 @@ import (
 const policyColumns = `domain, action, password_to, delay_ms, zip_method, filename_encoding, language, note, updated_at,
 	hold_ms, approvers, guard, link_expiry_ms, max_downloads, link_auth`
 
-func scanPolicy(row interface{ Scan(...any) error }) (*policy.Policy, error) {
+func scanPolicy(row scanner) (*policy.Policy, error) {
 	var p policy.Policy
 	var delay, hold, linkExpiry, maxDownloads sql.NullInt64
 	var approvers sql.NullString
@@ -51,31 +51,6 @@ func scanPolicy(row interface{ Scan(...any) error }) (*policy.Policy, error) {
 	}
 	p.UpdatedAt = fromMS(updated)
 	return &p, nil
-}
-
-func (s *SQLite) ListPolicies(ctx context.Context) ([]policy.Policy, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+policyColumns+` FROM policies ORDER BY domain`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []policy.Policy
-	for rows.Next() {
-		p, err := scanPolicy(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *p)
-	}
-	return out, rows.Err()
-}
-
-func (s *SQLite) GetPolicy(ctx context.Context, domain string) (*policy.Policy, error) {
-	domain, err := policy.NormalizePattern(domain)
-	if err != nil {
-		return nil, err
-	}
-	return scanPolicy(s.db.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies WHERE domain = ?`, domain))
 }
 
 func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {

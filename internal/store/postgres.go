@@ -300,8 +300,8 @@ var ErrNoStore = errors.New("no zipgate store in this database")
 // next node that looks once the lease has run out; RenewLeases keeps a
 // live node's leases while it works.
 type Postgres struct {
+	reads // on pool
 	pool  *pgxpool.Pool
-	sec   *sealer
 	node  string
 	lease time.Duration
 
@@ -420,7 +420,7 @@ func (p *Postgres) init(ctx context.Context, o PostgresOptions, key []byte) erro
 	if err != nil {
 		return err
 	}
-	p.sec = sec
+	p.reads = reads{db: pgReader{p.pool}, sec: sec}
 	mac := hmac.New(sha256.New, key)
 	mac.Write([]byte("zipgate store key check"))
 	check := mac.Sum(nil)
@@ -516,6 +516,22 @@ type pgdb interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
+
+// pgReader reads through the pool, the ? placeholders rebound.
+type pgReader struct{ db pgdb }
+
+func (r pgReader) rows(ctx context.Context, q string, args ...any) (rowSet, error) {
+	return r.db.Query(ctx, rebind(q), args...)
+}
+
+func (r pgReader) row(ctx context.Context, q string, args ...any) scanner {
+	return r.db.QueryRow(ctx, rebind(q), args...)
+}
+
+// caseless: ILIKE is case-insensitive as SQLite's LIKE is for ASCII
+// (and, here, beyond it).
+func (pgReader) caseless(q string) string { return strings.ReplaceAll(q, " LIKE ", " ILIKE ") }
+func (pgReader) jobStates() string        { return `string_agg(state, ',' ORDER BY created_at, id)` }
 
 // rebind turns the ? placeholders of q into $1, $2, ... (outside quotes),
 // so the statements read as their SQLite twins.

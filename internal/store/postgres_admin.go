@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"strings"
 	"time"
 
@@ -17,31 +14,6 @@ import (
 // on PostgreSQL: the statements of policies.go, admin_accounts.go and
 // admin_audit.go. Text searches are ILIKE: case-insensitive as SQLite's
 // LIKE is for ASCII (and, here, beyond it).
-
-func (p *Postgres) ListPolicies(ctx context.Context) ([]policy.Policy, error) {
-	rows, err := p.pool.Query(ctx, `SELECT `+policyColumns+` FROM policies ORDER BY domain`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []policy.Policy
-	for rows.Next() {
-		pol, err := scanPolicy(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *pol)
-	}
-	return out, rows.Err()
-}
-
-func (p *Postgres) GetPolicy(ctx context.Context, domain string) (*policy.Policy, error) {
-	domain, err := policy.NormalizePattern(domain)
-	if err != nil {
-		return nil, err
-	}
-	return scanPolicy(p.pool.QueryRow(ctx, `SELECT `+policyColumns+` FROM policies WHERE domain = $1`, domain))
-}
 
 func (p *Postgres) PutPolicy(ctx context.Context, pol *policy.Policy) error {
 	if err := pol.Validate(); err != nil {
@@ -93,27 +65,6 @@ func (p *Postgres) PutAdmin(ctx context.Context, name string, hash []byte, now t
 	return created, err
 }
 
-func (p *Postgres) GetAdmin(ctx context.Context, name string) (*Admin, error) {
-	return scanAdmin(p.pool.QueryRow(ctx, `SELECT `+adminColumns+` FROM admins WHERE name = $1`, name))
-}
-
-func (p *Postgres) ListAdmins(ctx context.Context) ([]Admin, error) {
-	rows, err := p.pool.Query(ctx, `SELECT `+adminColumns+` FROM admins ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Admin
-	for rows.Next() {
-		a, err := scanAdmin(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *a)
-	}
-	return out, rows.Err()
-}
-
 func (p *Postgres) DeleteAdmin(ctx context.Context, name string) error {
 	return p.inTx(ctx, func(tx pgx.Tx) error {
 		n, err := p.exec(ctx, tx, `DELETE FROM admins WHERE name = ?`, name)
@@ -137,22 +88,6 @@ func (p *Postgres) CreateSession(ctx context.Context, se *Session) error {
 	_, err := p.exec(ctx, p.pool, `INSERT INTO admin_sessions (id_hash, admin, csrf, created_at, seen_at, expires_at)
 		VALUES (?, ?, ?, ?, ?, ?)`, se.IDHash, se.Admin, se.CSRF, ms(se.CreatedAt), ms(se.SeenAt), ms(se.Expires))
 	return err
-}
-
-func (p *Postgres) SessionByHash(ctx context.Context, idHash []byte, now time.Time) (*Session, error) {
-	var se Session
-	var created, seen, expires int64
-	err := p.pool.QueryRow(ctx, `SELECT s.id_hash, s.admin, s.csrf, s.created_at, s.seen_at, s.expires_at
-		FROM admin_sessions s JOIN admins a ON a.name = s.admin WHERE s.id_hash = $1 AND s.expires_at > $2`,
-		idHash, ms(now)).Scan(&se.IDHash, &se.Admin, &se.CSRF, &created, &seen, &expires)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNoSession
-	}
-	if err != nil {
-		return nil, err
-	}
-	se.CreatedAt, se.SeenAt, se.Expires = fromMS(created), fromMS(seen), fromMS(expires)
-	return &se, nil
 }
 
 func (p *Postgres) TouchSession(ctx context.Context, idHash []byte, seen, expires time.Time) error {
@@ -179,42 +114,14 @@ func (p *Postgres) CreateToken(ctx context.Context, name string, hash []byte, no
 }
 
 func (p *Postgres) TokenByHash(ctx context.Context, hash []byte, now time.Time) (*Token, error) {
-	var t Token
-	var created, used int64
-	err := p.pool.QueryRow(ctx, `SELECT name, token_hash, created_at, last_used FROM api_tokens WHERE token_hash = $1`,
-		hash).Scan(&t.Name, &t.Hash, &created, &used)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNoToken
+	t, err := p.token(ctx, hash)
+	if err != nil || !stampToken(t, now) {
+		return t, err
 	}
-	if err != nil {
+	if _, err := p.exec(ctx, p.pool, `UPDATE api_tokens SET last_used = ? WHERE name = ?`, ms(now), t.Name); err != nil {
 		return nil, err
 	}
-	t.CreatedAt, t.LastUsed = fromMS(created), fromMS(used)
-	if now.Sub(t.LastUsed) >= time.Minute {
-		if _, err := p.exec(ctx, p.pool, `UPDATE api_tokens SET last_used = ? WHERE name = ?`, ms(now), t.Name); err != nil {
-			return nil, err
-		}
-	}
-	return &t, nil
-}
-
-func (p *Postgres) ListTokens(ctx context.Context) ([]Token, error) {
-	rows, err := p.pool.Query(ctx, `SELECT name, created_at, last_used FROM api_tokens ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Token
-	for rows.Next() {
-		var t Token
-		var created, used int64
-		if err := rows.Scan(&t.Name, &created, &used); err != nil {
-			return nil, err
-		}
-		t.CreatedAt, t.LastUsed = fromMS(created), fromMS(used)
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return t, nil
 }
 
 func (p *Postgres) RevokeToken(ctx context.Context, name string) error {
@@ -247,114 +154,6 @@ func (p *Postgres) RecordMessage(ctx context.Context, m *Message, files []File, 
 
 // ilike is the conditions of a search in PostgreSQL's words.
 func ilike(s string) string { return strings.ReplaceAll(s, " LIKE ", " ILIKE ") }
-
-func (p *Postgres) SearchEvents(ctx context.Context, q AuditQuery, fn func(AuditRow) error) error {
-	w := auditWhere(q)
-	query := `SELECT e.seq, e.message, e.at, e.event, e.actor, e.via, e.detail, e.target,
-		COALESCE(m.sender, ''), COALESCE(m.rcpts, '[]'), COALESCE(m.subject, ''), COALESCE(m.files, '[]')
-		FROM events e LEFT JOIN messages m ON m.id = e.message AND e.message <> ''` + ilike(w.sql()) + ` ORDER BY e.seq DESC`
-	if q.Limit > 0 {
-		query += fmt.Sprintf(" LIMIT %d", q.Limit)
-	}
-	rows, err := p.pool.Query(ctx, rebind(query), w.args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r AuditRow
-		var at int64
-		var rcpts, files string
-		if err := rows.Scan(&r.Seq, &r.Message, &at, &r.Event.Event, &r.Actor, &r.Via, &r.Detail, &r.Target,
-			&r.Sender, &rcpts, &r.Subject, &files); err != nil {
-			return err
-		}
-		r.At = fromMS(at)
-		if err := json.Unmarshal([]byte(rcpts), &r.Rcpts); err != nil {
-			return fmt.Errorf("message %s recipients: %w", r.Message, err)
-		}
-		if err := json.Unmarshal([]byte(files), &r.Files); err != nil {
-			return fmt.Errorf("message %s files: %w", r.Message, err)
-		}
-		if err := fn(r); err != nil {
-			return err
-		}
-	}
-	return rows.Err()
-}
-
-const pgSummaryColumns = `m.id, m.msg_key, m.created_at, m.updated_at, m.sender, m.rcpts, m.queue_id, m.message_id,
-	m.subject, m.size, m.groups, m.result, m.files, COALESCE((SELECT state FROM held h WHERE h.id = m.id), ''),
-	COALESCE((SELECT string_agg(state, ',' ORDER BY created_at, id) FROM jobs j WHERE j.message = m.id OR j.id = m.id), '')`
-
-func (p *Postgres) FindMessages(ctx context.Context, q MessageQuery) ([]*MessageSummary, error) {
-	w, err := messageWhere(q)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := p.pool.Query(ctx, rebind(`SELECT `+pgSummaryColumns+` FROM messages m`+ilike(w.sql())+
-		fmt.Sprintf(` ORDER BY m.created_at DESC, m.id LIMIT %d`, messageLimit(q))), w.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*MessageSummary
-	for rows.Next() {
-		m, err := scanSummary(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-func (p *Postgres) FindMessage(ctx context.Context, id string) (*MessageSummary, error) {
-	m, err := scanSummary(p.pool.QueryRow(ctx, `SELECT `+pgSummaryColumns+` FROM messages m WHERE m.id = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, ErrNoMessage
-	}
-	return m, err
-}
-
-func (p *Postgres) JobsOf(ctx context.Context, message string) ([]*Job, error) {
-	jobs, err := p.query(ctx, p.pool, `SELECT `+jobColumns+` FROM jobs WHERE message = ? OR id = ? ORDER BY created_at, id`,
-		message, message)
-	for _, j := range jobs {
-		j.Password = "" // the pages and the API never show it
-	}
-	return jobs, err
-}
-
-func (p *Postgres) Counts(ctx context.Context) (Counts, error) {
-	c := Counts{Jobs: map[State]int{}, Held: map[HeldState]int{}}
-	for _, q := range []struct {
-		sql string
-		put func(string, int)
-	}{
-		{`SELECT state, COUNT(*)::int FROM jobs GROUP BY state`, func(st string, n int) { c.Jobs[State(st)] = n }},
-		{`SELECT state, COUNT(*)::int FROM held GROUP BY state`, func(st string, n int) { c.Held[HeldState(st)] = n }},
-	} {
-		rows, err := p.pool.Query(ctx, q.sql)
-		if err != nil {
-			return c, err
-		}
-		for rows.Next() {
-			var st string
-			var n int
-			if err := rows.Scan(&st, &n); err != nil {
-				rows.Close()
-				return c, err
-			}
-			q.put(st, n)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
-}
 
 func (p *Postgres) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
 	var n int64

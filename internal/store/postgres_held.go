@@ -47,67 +47,6 @@ func pgAddEvent(ctx context.Context, db pgdb, e Event) error {
 	return err
 }
 
-func (p *Postgres) getHeld(ctx context.Context, db pgdb, id string) (*HeldMessage, error) {
-	return scanHeld(db.QueryRow(ctx, `SELECT `+heldColumns+` FROM held WHERE id = $1`, id))
-}
-
-func (p *Postgres) GetHeld(ctx context.Context, id string) (*HeldMessage, error) {
-	return p.getHeld(ctx, p.pool, id)
-}
-
-func (p *Postgres) HeldByToken(ctx context.Context, tokenHash []byte) (*HeldMessage, error) {
-	if len(tokenHash) == 0 {
-		return nil, ErrNotFound
-	}
-	return scanHeld(p.pool.QueryRow(ctx, `SELECT `+heldColumns+` FROM held WHERE token_hash = $1`, tokenHash))
-}
-
-func (p *Postgres) HeldByApprover(ctx context.Context, tokenHash []byte) (*HeldMessage, string, error) {
-	var id, approver string
-	err := p.pool.QueryRow(ctx, `SELECT held, approver FROM approver_tokens WHERE token_hash = $1`, tokenHash).Scan(&id, &approver)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, "", ErrNotFound
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	h, err := p.GetHeld(ctx, id)
-	return h, approver, err
-}
-
-func (p *Postgres) HeldByKey(ctx context.Context, key []byte) (*HeldMessage, error) {
-	return scanHeld(p.pool.QueryRow(ctx, `SELECT `+heldColumns+` FROM held WHERE msg_key = $1
-		ORDER BY created_at DESC LIMIT 1`, key))
-}
-
-func (p *Postgres) queryHeld(ctx context.Context, q string, args ...any) ([]*HeldMessage, error) {
-	rows, err := p.pool.Query(ctx, rebind(q), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*HeldMessage
-	for rows.Next() {
-		h, err := scanHeld(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, h)
-	}
-	return out, rows.Err()
-}
-
-func (p *Postgres) ListHeld(ctx context.Context, state HeldState, limit int) ([]*HeldMessage, error) {
-	return p.queryHeld(ctx, `SELECT `+heldColumns+` FROM held WHERE ? = '' OR state = ?
-		ORDER BY created_at DESC, id LIMIT ?`, string(state), string(state), limit)
-}
-
-func (p *Postgres) HeldBytes(ctx context.Context) (int64, error) {
-	var n int64
-	err := p.pool.QueryRow(ctx, `SELECT COALESCE(SUM(size), 0)::bigint FROM held WHERE state IN ('held', 'sending')`).Scan(&n)
-	return n, err
-}
-
 // What may leave at ?: waiting, its hold over, nobody to wait for.
 const pgHeldDue = `state = 'held' AND hold_until <= ? AND sender_ok AND approvals = '[]' AND next_attempt <= ?`
 
@@ -244,16 +183,6 @@ func (p *Postgres) SendHeldNow(ctx context.Context, id, actor, via string, now t
 		WHERE id = ? AND state = 'held' AND `+notLate, ms(now), id, ms(now)))
 }
 
-func (p *Postgres) late(ctx context.Context, id string, now time.Time, err error) error {
-	if !errors.Is(err, ErrFinished) {
-		return err
-	}
-	if h, gerr := p.GetHeld(ctx, id); gerr == nil && h.State == HeldWaiting && !h.Expires.IsZero() && !h.Expires.After(now) {
-		return ErrTooLate
-	}
-	return err
-}
-
 func (p *Postgres) CancelHeld(ctx context.Context, id, actor, via string, now time.Time) error {
 	return p.heldTransition(ctx, &Event{Message: id, At: now, Event: "canceled", Actor: actor, Via: via}, TopicHeld,
 		`UPDATE held SET state = 'canceled', finished_at = ?, decided_by = ? WHERE id = ? AND state = 'held'`,
@@ -284,28 +213,15 @@ func (p *Postgres) ApproveHeld(ctx context.Context, id, approver, via string, no
 		if err != nil {
 			return err
 		}
-		if h.State != HeldWaiting {
-			return heldStateErr(h.State)
+		left, e, err := approve(h, approver, via, now)
+		if err != nil {
+			return err
 		}
-		if !h.Expires.IsZero() && !h.Expires.After(now) {
-			return ErrTooLate
-		}
-		if !approverOf(h, approver) {
-			return ErrNotApprover
-		}
-		a := strings.ToLower(approver)
-		left := [][]string{}
-		for _, set := range h.Approvals {
-			if !slices.Contains(set, a) {
-				left = append(left, set)
-			}
-		}
-		h.Approved = append(h.Approved, Approval{By: a, At: now, Via: via})
 		if _, err := tx.Exec(ctx, `UPDATE held SET approvals = $1, approved = $2, next_attempt = 0 WHERE id = $3`,
 			jsonText(left), jsonText(h.Approved), id); err != nil {
 			return err
 		}
-		if err := pgAddEvent(ctx, tx, Event{Message: id, At: now, Event: "approved", Actor: a, Via: via}); err != nil {
+		if err := pgAddEvent(ctx, tx, e); err != nil {
 			return err
 		}
 		return notify(ctx, tx, TopicHeld)
@@ -351,23 +267,3 @@ func (p *Postgres) MarkHeldNoticeRetry(ctx context.Context, id string, next time
 }
 
 func (p *Postgres) AddEvent(ctx context.Context, e Event) error { return pgAddEvent(ctx, p.pool, e) }
-
-func (p *Postgres) Events(ctx context.Context, message string) ([]Event, error) {
-	rows, err := p.pool.Query(ctx, `SELECT message, at, event, actor, via, detail, target FROM events
-		WHERE message = $1 ORDER BY seq`, message)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		var at int64
-		if err := rows.Scan(&e.Message, &at, &e.Event, &e.Actor, &e.Via, &e.Detail, &e.Target); err != nil {
-			return nil, err
-		}
-		e.At = fromMS(at)
-		out = append(out, e)
-	}
-	return out, rows.Err()
-}

@@ -195,41 +195,6 @@ func (p *Postgres) Purge(ctx context.Context, before time.Time) (int, error) {
 	return int(n), err
 }
 
-func (p *Postgres) scan(row pgx.Row) (*Job, error) { return scanJob(p.sec, row) }
-
-func (p *Postgres) Get(ctx context.Context, id string) (*Job, error) {
-	return p.scan(p.pool.QueryRow(ctx, rebind(`SELECT `+jobColumns+` FROM jobs WHERE id = ?`), id))
-}
-
-func (p *Postgres) ByToken(ctx context.Context, tokenHash []byte) (*Job, error) {
-	if len(tokenHash) == 0 {
-		return nil, ErrNotFound
-	}
-	return p.scan(p.pool.QueryRow(ctx, rebind(`SELECT `+jobColumns+` FROM jobs WHERE token_hash = ?`), tokenHash))
-}
-
-func (p *Postgres) query(ctx context.Context, db pgdb, q string, args ...any) ([]*Job, error) {
-	rows, err := db.Query(ctx, rebind(q), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Job
-	for rows.Next() {
-		j, err := p.scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
-}
-
-func (p *Postgres) List(ctx context.Context, state State, limit int) ([]*Job, error) {
-	return p.query(ctx, p.pool, `SELECT `+jobColumns+` FROM jobs WHERE ? = '' OR state = ?
-		ORDER BY created_at DESC, id LIMIT ?`, string(state), string(state), limit)
-}
-
 // jobsWork is what needs the scheduler at ? (four times): due passwords,
 // notices owed, and claims whose node stopped renewing them.
 const jobsWork = `((state = 'scheduled' AND due_at > 0 AND due_at <= ? AND next_attempt <= ?)
@@ -243,7 +208,7 @@ const jobsWork = `((state = 'scheduled' AND due_at > 0 AND due_at <= ? AND next_
 // ran out goes back to Scheduled on the way.
 func (p *Postgres) Work(ctx context.Context, now time.Time, limit int) ([]*Job, error) {
 	t := ms(now)
-	jobs, err := p.query(ctx, p.pool, `WITH picked AS (
+	jobs, err := p.query(ctx, `WITH picked AS (
 		SELECT id AS pid FROM jobs WHERE `+jobsWork+` AND (node = ? OR lease_until <= ?)
 		ORDER BY due_at, id LIMIT ? FOR UPDATE SKIP LOCKED)
 		UPDATE jobs SET node = ?, lease_until = ?,

@@ -36,42 +36,8 @@ func (p *Postgres) linkInsert(l *Link) (string, []any, error) {
 			l.Language, jsonText(orEmpty(l.Files)), key, pw, token, l.TokenHash, ms(l.CreatedAt), ms(l.ExpiresAt), l.MaxDownloads}, nil
 }
 
-func (p *Postgres) scanLink(row pgx.Row) (*Link, error) { return scanLink(p.sec, row) }
-
 func (p *Postgres) getLink(ctx context.Context, db pgdb, id string) (*Link, error) {
 	return p.scanLink(db.QueryRow(ctx, `SELECT `+linkColumns+` FROM links WHERE id = $1`, id))
-}
-
-func (p *Postgres) GetLink(ctx context.Context, id string) (*Link, error) {
-	return p.getLink(ctx, p.pool, id)
-}
-
-func (p *Postgres) LinkByToken(ctx context.Context, tokenHash []byte) (*Link, error) {
-	if len(tokenHash) == 0 {
-		return nil, ErrNotFound
-	}
-	return p.scanLink(p.pool.QueryRow(ctx, `SELECT `+linkColumns+` FROM links WHERE token_hash = $1`, tokenHash))
-}
-
-func (p *Postgres) queryLinks(ctx context.Context, q string, args ...any) ([]*Link, error) {
-	rows, err := p.pool.Query(ctx, rebind(q), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Link
-	for rows.Next() {
-		l, err := p.scanLink(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
-}
-
-func (p *Postgres) ListLinks(ctx context.Context, limit int) ([]*Link, error) {
-	return p.queryLinks(ctx, `SELECT `+linkColumns+` FROM links ORDER BY created_at DESC, id LIMIT ?`, limit)
 }
 
 // linkMiss explains why an update that needs an active link changed
@@ -228,11 +194,6 @@ func (p *Postgres) LinkWork(ctx context.Context, now, retention time.Time, limit
 	})
 	p.keep("links", idsOf(list, func(l *Link) string { return l.ID }))
 	return list, nil
-}
-
-func (p *Postgres) UsedUpLinks(ctx context.Context) ([]*Link, error) {
-	return p.queryLinks(ctx, `SELECT `+linkColumns+` FROM links WHERE
-		state = 'active' AND max_downloads > 0 AND downloads >= max_downloads ORDER BY created_at, id`)
 }
 
 func (p *Postgres) NextLinkWake(ctx context.Context) (time.Time, error) {

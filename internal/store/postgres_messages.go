@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -12,63 +11,6 @@ import (
 // The message records and deliveries on PostgreSQL. SaveMessage and
 // Delivered go in one round trip each: a batch is one implicit
 // transaction, all of it or none.
-
-func (p *Postgres) Prior(ctx context.Context, key []byte, rcpts []string) (*Prior, error) {
-	pr := &Prior{Delivered: map[string]bool{}}
-	rows, err := p.pool.Query(ctx, `SELECT rcpt FROM deliveries WHERE msg_key = $1`, key)
-	if err != nil {
-		return nil, err
-	}
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		pr.Delivered[r] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	tries, err := p.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages WHERE msg_key = ? ORDER BY created_at DESC`, key)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range tries {
-		if sameSet(m.Rcpts, rcpts) {
-			pr.Message = m
-			break
-		}
-	}
-	pr.Pending, err = p.query(ctx, p.pool, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'pending' ORDER BY id`, key)
-	if err != nil {
-		return nil, err
-	}
-	canceled, err := p.query(ctx, p.pool, `SELECT `+jobColumns+` FROM jobs WHERE msg_key = ? AND state = 'canceled' ORDER BY id`, key)
-	if err != nil {
-		return nil, err
-	}
-	for _, j := range canceled {
-		for _, r := range j.Rcpts {
-			if !pr.Delivered[r] {
-				pr.TakenBack = append(pr.TakenBack, j)
-				break
-			}
-		}
-	}
-	pr.Links = map[string]*Link{}
-	for _, j := range pr.Pending {
-		l, err := p.GetLink(ctx, j.ID)
-		switch {
-		case err == nil:
-			pr.Links[j.ID] = l
-		case !errors.Is(err, ErrNotFound):
-			return nil, err
-		}
-	}
-	return pr, nil
-}
 
 func (p *Postgres) SaveMessage(ctx context.Context, m *Message, jobs ...*Job) error {
 	b := &pgx.Batch{}
@@ -137,36 +79,4 @@ func (p *Postgres) Delivered(ctx context.Context, m *Message, rcpts []string, jo
 		return fmt.Errorf("job %s: %w", job, ErrNotFound)
 	}
 	return nil
-}
-
-func (p *Postgres) queryMessages(ctx context.Context, q string, args ...any) ([]*Message, error) {
-	rows, err := p.pool.Query(ctx, rebind(q), args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Message
-	for rows.Next() {
-		m, err := scanMessage(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-	}
-	return out, rows.Err()
-}
-
-func (p *Postgres) GetMessage(ctx context.Context, id string) (*Message, error) {
-	found, err := p.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = ?`, id)
-	if err != nil {
-		return nil, err
-	}
-	if len(found) == 0 {
-		return nil, ErrNoMessage
-	}
-	return found[0], nil
-}
-
-func (p *Postgres) ListMessages(ctx context.Context, limit int) ([]*Message, error) {
-	return p.queryMessages(ctx, `SELECT `+messageColumns+` FROM messages ORDER BY created_at DESC, id LIMIT ?`, limit)
 }

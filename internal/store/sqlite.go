@@ -230,12 +230,12 @@ var migrations = []string{
 // SQLite is the embedded store: one file, WAL, synchronous=FULL so that a
 // job written before a relay survives a power cut.
 type SQLite struct {
-	db   *sql.DB // reads, on several connections (WAL lets them run beside a write)
-	w    *sql.DB // writes, on one connection, through the gate
-	g    gate
-	dq   deliveryQueue
-	sec  *sealer
-	path string
+	reads         // on db
+	db    *sql.DB // reads, on several connections (WAL lets them run beside a write)
+	w     *sql.DB // writes, on one connection, through the gate
+	g     gate
+	dq    deliveryQueue
+	path  string
 }
 
 // exec runs one write statement through the gate.
@@ -298,7 +298,7 @@ func OpenSQLite(ctx context.Context, path string, key []byte) (*SQLite, error) {
 		return nil, err
 	}
 	w.SetMaxOpenConns(1)
-	s := &SQLite{db: db, w: w, sec: sec, path: filepath.Clean(path)}
+	s := &SQLite{reads: reads{db: sqlReader{db}, sec: sec}, db: db, w: w, path: filepath.Clean(path)}
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store %s: %w", path, err)
@@ -572,10 +572,8 @@ const jobColumns = `id, state, sender, rcpts, header_from, header_to, header_cc,
 	zip_name, files, password, token_hash, created_at, due_at, finished_at, attempts, next_attempt,
 	last_error, notice_sent, confirm_sent, message, msg_key, password_to, language, rule, notice_attempts, notice_next`
 
-func (s *SQLite) scan(row interface{ Scan(...any) error }) (*Job, error) { return scanJob(s.sec, row) }
-
 // scanJob reads the jobColumns of a row (of either store).
-func scanJob(sec *sealer, row interface{ Scan(...any) error }) (*Job, error) {
+func scanJob(sec *sealer, row scanner) (*Job, error) {
 	var j Job
 	var rcpts, files string
 	var sealed []byte
@@ -602,39 +600,6 @@ func scanJob(sec *sealer, row interface{ Scan(...any) error }) (*Job, error) {
 	j.CreatedAt, j.DueAt, j.FinishedAt, j.NextAttempt = fromMS(created), fromMS(due), fromMS(finished), fromMS(next)
 	j.NoticeNext = fromMS(noticeNext)
 	return &j, nil
-}
-
-func (s *SQLite) Get(ctx context.Context, id string) (*Job, error) {
-	return s.scan(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE id = ?`, id))
-}
-
-func (s *SQLite) ByToken(ctx context.Context, tokenHash []byte) (*Job, error) {
-	if len(tokenHash) == 0 {
-		return nil, ErrNotFound
-	}
-	return s.scan(s.db.QueryRowContext(ctx, `SELECT `+jobColumns+` FROM jobs WHERE token_hash = ?`, tokenHash))
-}
-
-func (s *SQLite) query(ctx context.Context, q string, args ...any) ([]*Job, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*Job
-	for rows.Next() {
-		j, err := s.scan(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, j)
-	}
-	return out, rows.Err()
-}
-
-func (s *SQLite) List(ctx context.Context, state State, limit int) ([]*Job, error) {
-	return s.query(ctx, `SELECT `+jobColumns+` FROM jobs WHERE ? = '' OR state = ?
-		ORDER BY created_at DESC, id LIMIT ?`, state, state, limit)
 }
 
 func (s *SQLite) Work(ctx context.Context, now time.Time, limit int) ([]*Job, error) {
