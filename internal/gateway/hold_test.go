@@ -154,6 +154,26 @@ func TestHeldSendNowAndCancel(t *testing.T) {
 	}
 }
 
+// An approver whose address is not ASCII gets the request: the relay
+// asks the next hop for SMTPUTF8, which such an address needs.
+func TestApprovalRequestToUTF8Address(t *testing.T) {
+	h := start(t, localDomains)
+	setPolicy(t, h, policy.Policy{Domain: "bank.example", Approvers: []string{"部長@example.co.jp"}})
+	if se := send(t, h.addr, "taro@example.co.jp", []string{"x@bank.example"}, []byte(withAttachment)); se != nil {
+		t.Fatal(se)
+	}
+	h.runHolds(t)
+	var got []mailtest.Received
+	for _, m := range byKind(h.hop.Messages())["notice"] {
+		if rcptsOf(m) == "部長@example.co.jp" {
+			got = append(got, m)
+		}
+	}
+	if len(got) != 1 || !got[0].MailOpts.UTF8 || !strings.Contains(text(t, got[0].Data), "見積書.pdf") {
+		t.Fatalf("approval requests to 部長@example.co.jp: %d (SMTPUTF8 asked: %v)", len(got), len(got) == 1 && got[0].MailOpts.UTF8)
+	}
+}
+
 func TestApproval(t *testing.T) {
 	h := start(t, localDomains)
 	ctx := context.Background()

@@ -2,6 +2,7 @@ package hold
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -46,21 +47,13 @@ type Scheduler struct {
 	// Poll bounds the sleep, so changes made by the CLI are seen.
 	Poll time.Duration
 
-	wake chan struct{}
+	release.Waker
 }
 
 // New returns a scheduler with the real clock.
 func New(st store.Store, dir *Dir, deliver Deliverer, r release.Sender, t *notice.Templates, log *slog.Logger) *Scheduler {
 	return &Scheduler{Store: st, Dir: dir, Deliver: deliver, Relay: r, Templates: t, Log: log, Now: time.Now,
-		Poll: 5 * time.Second, wake: make(chan struct{}, 1)}
-}
-
-// Wake makes Run look at the store now.
-func (s *Scheduler) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+		Poll: 5 * time.Second, Waker: release.NewWaker()}
 }
 
 // Recover puts back what a crash left on its way; call it before serving.
@@ -74,7 +67,7 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 
 // Run works until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	release.Loop(ctx, "hold scheduler", s.RunOnce, s.wake, s.Poll, s.Now, s.Log)
+	release.Loop(ctx, "hold scheduler", s.RunOnce, s.Waker, s.Poll, s.Now, s.Log)
 	return nil
 }
 
@@ -85,15 +78,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	var firstErr error
-	for _, h := range list {
-		if ctx.Err() != nil {
-			break
-		}
-		if err := s.work(ctx, h, now); err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
+	firstErr := release.Each(ctx, list, func(h *store.HeldMessage) error { return s.work(ctx, h, now) })
 	next, err := s.Store.NextHeldWake(ctx)
 	return next, errors.Join(firstErr, err)
 }
@@ -249,7 +234,7 @@ func (s *Scheduler) notice(ctx context.Context, h *store.HeldMessage, now time.T
 	}
 	d := s.data(h)
 	d.Link = strings.TrimRight(s.BaseURL, "/") + "/h/" + token
-	return s.mail(ctx, h, notice.Held, h.Sender, "[zipgate] 保留中 / held: "+orDefault(h.Subject, h.ID), d, now)
+	return s.mail(ctx, h, notice.Held, h.Sender, "[zipgate] 保留中 / held: "+cmp.Or(h.Subject, h.ID), d, now)
 }
 
 // requests asks each approver still needed, with a link of their own.
@@ -271,7 +256,7 @@ func (s *Scheduler) requests(ctx context.Context, h *store.HeldMessage, now time
 			d := s.data(h)
 			d.Link = strings.TrimRight(s.BaseURL, "/") + "/a/" + token
 			if err := s.mail(ctx, h, notice.ApprovalRequest, a,
-				"[zipgate] 承認依頼 / approval requested: "+orDefault(h.Subject, h.ID), d, now); err != nil {
+				"[zipgate] 承認依頼 / approval requested: "+cmp.Or(h.Subject, h.ID), d, now); err != nil {
 				return err
 			}
 		}
@@ -292,7 +277,7 @@ func (s *Scheduler) outcome(ctx context.Context, h *store.HeldMessage, now time.
 	word := map[store.HeldState]string{store.HeldSent: "送信しました / sent", store.HeldCanceled: "取り消しました / canceled",
 		store.HeldRejected: "却下されました / rejected", store.HeldExpired: "期限切れ / expired",
 		store.HeldFailed: "送信できませんでした / failed"}[h.State]
-	if err := s.mail(ctx, h, notice.HeldOutcome, h.Sender, "[zipgate] "+word+": "+orDefault(h.Subject, h.ID), d, now); err != nil {
+	if err := s.mail(ctx, h, notice.HeldOutcome, h.Sender, "[zipgate] "+word+": "+cmp.Or(h.Subject, h.ID), d, now); err != nil {
 		return err
 	}
 	return s.Store.MarkHeldConfirmSent(ctx, h.ID)
@@ -304,16 +289,13 @@ func (s *Scheduler) mail(ctx context.Context, h *store.HeldMessage, name, to, su
 	if to == "" {
 		return nil
 	}
-	from := s.NoticeFrom
-	if from == "" {
-		from = "zipgate <postmaster@" + orDefault(relay.DomainOf(h.Sender), "localhost") + ">"
-	}
-	msg, err := s.Templates.Mail(name, notice.Header{ID: h.ID, Hostname: s.Hostname, From: from, To: to,
+	msg, err := s.Templates.Mail(name, notice.Header{ID: h.ID, Hostname: s.Hostname, From: release.NoticeFrom(s.NoticeFrom, h.Sender), To: to,
 		Subject: subject, InReplyTo: h.MessageID, Kind: "notice", Date: now}, d)
 	if err != nil {
 		return err
 	}
 	env := &relay.Envelope{Rcpts: []relay.Rcpt{{Addr: to}}}
+	env.MailOpts.UTF8 = release.NeedsUTF8(to)
 	_, err = s.Relay.Send(context.WithoutCancel(ctx), &relay.Message{Env: env, Sign: true,
 		Open: func() io.Reader { return bytes.NewReader(msg) }})
 	s.note(ctx, h, name, to, err)
@@ -325,13 +307,6 @@ func (s *Scheduler) mail(ctx context.Context, h *store.HeldMessage, name, to, su
 		return fmt.Errorf("%s to %s for held message %s: %w", name, to, h.ID, err)
 	}
 	return nil
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // note adds the mail to the history of the held message and counts a

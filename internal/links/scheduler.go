@@ -2,6 +2,7 @@ package links
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,27 +39,19 @@ type Scheduler struct {
 	// Poll bounds the sleep, so changes made by the CLI are seen.
 	Poll time.Duration
 
-	wake      chan struct{}
+	release.Waker
 	lastSweep time.Time
 }
 
 // NewScheduler returns a scheduler with the real clock.
 func NewScheduler(st store.Store, files *Files, r release.Sender, t *notice.Templates, log *slog.Logger) *Scheduler {
 	return &Scheduler{Store: st, Files: files, Relay: r, Templates: t, Log: log, Retention: 90 * 24 * time.Hour,
-		NotifyFirst: true, Now: time.Now, Poll: 5 * time.Second, wake: make(chan struct{}, 1)}
-}
-
-// Wake makes Run look at the store now.
-func (s *Scheduler) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+		NotifyFirst: true, Now: time.Now, Poll: 5 * time.Second, Waker: release.NewWaker()}
 }
 
 // Run works until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	release.Loop(ctx, "links scheduler", s.RunOnce, s.wake, s.Poll, s.Now, s.Log)
+	release.Loop(ctx, "links scheduler", s.RunOnce, s.Waker, s.Poll, s.Now, s.Log)
 	return nil
 }
 
@@ -69,15 +62,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	var firstErr error
-	for _, l := range list {
-		if ctx.Err() != nil {
-			break
-		}
-		if err := s.work(ctx, l, now); err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
+	firstErr := release.Each(ctx, list, func(l *store.Link) error { return s.work(ctx, l, now) })
 	if s.lastSweep.IsZero() {
 		// The first pass after a start: no download is in flight here.
 		if err := s.endUsedUp(ctx, now); err != nil {
@@ -241,14 +226,14 @@ func (s *Scheduler) toSender(ctx context.Context, l *store.Link, now time.Time, 
 	if name == notice.LinkLocked {
 		data.When = l.EndedAt
 	}
-	msg, err := s.Templates.Mail(name, notice.Header{ID: l.ID, Hostname: s.Hostname, From: s.noticeFrom(l.Sender),
-		To: l.Sender, Subject: "[zipgate] " + what + ": " + orDefault(l.Subject, l.ZipName), InReplyTo: l.MessageID,
+	msg, err := s.Templates.Mail(name, notice.Header{ID: l.ID, Hostname: s.Hostname, From: release.NoticeFrom(s.NoticeFrom, l.Sender),
+		To: l.Sender, Subject: "[zipgate] " + what + ": " + cmp.Or(l.Subject, l.ZipName), InReplyTo: l.MessageID,
 		Kind: "notice", Date: now}, data)
 	if err != nil {
 		return err
 	}
 	env := &relay.Envelope{Rcpts: []relay.Rcpt{{Addr: l.Sender}}}
-	env.MailOpts.UTF8 = !ascii(l.Sender)
+	env.MailOpts.UTF8 = release.NeedsUTF8(l.Sender)
 	if _, err := s.Relay.Send(context.WithoutCancel(ctx), &relay.Message{Env: env,
 		Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true}); err != nil {
 		if re := reply.From(err); !re.Temporary() {
@@ -268,40 +253,17 @@ func (s *Scheduler) SendCode(ctx context.Context, l *store.Link, to, code string
 	data.SetLanguage(l.Language)
 	from := l.HeaderFrom
 	if from == "" {
-		from = s.noticeFrom(l.Sender)
+		from = release.NoticeFrom(s.NoticeFrom, l.Sender)
 	}
 	msg, err := s.Templates.Mail(notice.LinkCode, notice.Header{ID: l.ID, Hostname: s.Hostname, From: from, To: to,
-		Subject: "[Code] " + orDefault(l.Subject, l.ZipName), InReplyTo: l.MessageID, Kind: "code", Date: s.Now()}, data)
+		Subject: "[Code] " + cmp.Or(l.Subject, l.ZipName), InReplyTo: l.MessageID, Kind: "code", Date: s.Now()}, data)
 	if err != nil {
 		return err
 	}
 	env := &relay.Envelope{From: l.Sender, Rcpts: []relay.Rcpt{{Addr: to}}}
-	env.MailOpts.UTF8 = !ascii(l.Sender) || !ascii(to)
+	env.MailOpts.UTF8 = release.NeedsUTF8(l.Sender, to)
 	_, err = s.Relay.Send(ctx, &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true})
 	return err
-}
-
-func (s *Scheduler) noticeFrom(sender string) string {
-	if s.NoticeFrom != "" {
-		return s.NoticeFrom
-	}
-	return "zipgate <postmaster@" + orDefault(relay.DomainOf(sender), "localhost") + ">"
-}
-
-func ascii(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 // Events of a link in its message's history. Their detail is

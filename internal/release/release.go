@@ -6,6 +6,7 @@ package release
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -53,22 +54,14 @@ type Scheduler struct {
 	// the CLI in another process are seen.
 	Poll time.Duration
 
-	wake      chan struct{}
+	Waker     // a new job, a cancel, release now
 	lastPurge time.Time
 }
 
 // New returns a scheduler with the real clock.
 func New(st store.Store, r Sender, t *notice.Templates, log *slog.Logger) *Scheduler {
 	return &Scheduler{Store: st, Relay: r, Templates: t, Log: log, Now: time.Now, Poll: 5 * time.Second,
-		Retention: 90 * 24 * time.Hour, wake: make(chan struct{}, 1)}
-}
-
-// Wake makes Run look at the store now (a new job, a cancel, release now).
-func (s *Scheduler) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
+		Retention: 90 * 24 * time.Hour, Waker: NewWaker()}
 }
 
 // Recover carries on with jobs a crash left behind. Call it before the
@@ -83,7 +76,7 @@ func (s *Scheduler) Recover(ctx context.Context) error {
 
 // Run works until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	Loop(ctx, "release scheduler", s.RunOnce, s.wake, s.Poll, s.Now, s.Log)
+	Loop(ctx, "release scheduler", s.RunOnce, s.Waker, s.Poll, s.Now, s.Log)
 	return nil
 }
 
@@ -96,15 +89,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, err
 	}
-	var firstErr error
-	for _, j := range jobs {
-		if ctx.Err() != nil {
-			break // stopping: the rest waits for the next start
-		}
-		if err := s.work(ctx, j, now); err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
+	firstErr := Each(ctx, jobs, func(j *store.Job) error { return s.work(ctx, j, now) })
 	if now.Sub(s.lastPurge) > time.Hour {
 		if n, err := s.Store.Purge(ctx, now.Add(-s.Retention)); err != nil {
 			firstErr = errors.Join(firstErr, err)
@@ -218,7 +203,7 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 		if link != nil {
 			name = notice.PasswordLinkSender
 		}
-		h.From, h.To, h.Cc = s.noticeFrom(j), j.Sender, ""
+		h.From, h.To, h.Cc = NoticeFrom(s.NoticeFrom, j.Sender), j.Sender, ""
 		data.SetLanguage("") // the sender's language, as in the other notices
 	}
 	msg, err := s.Templates.Mail(name, h, data)
@@ -229,7 +214,7 @@ func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) er
 	for _, r := range to {
 		env.Rcpts = append(env.Rcpts, relay.Rcpt{Addr: r})
 	}
-	env.MailOpts.UTF8 = needsUTF8(j.Sender, to)
+	env.MailOpts.UTF8 = NeedsUTF8(append([]string{j.Sender}, to...)...)
 	// Marked released the moment the next hop says 250 (before QUIT): a
 	// crash in between is the one window in which a password goes twice.
 	var markErr error
@@ -284,7 +269,7 @@ func (s *Scheduler) sendNotice(ctx context.Context, j *store.Job, now time.Time)
 	}
 	data := s.data(j)
 	data.Link = strings.TrimRight(s.BaseURL, "/") + "/s/" + token
-	subject := "[zipgate] " + orDefault(j.Subject, j.ZipName)
+	subject := "[zipgate] " + cmp.Or(j.Subject, j.ZipName)
 	name := notice.SenderScheduled
 	if link, err := s.linkOf(ctx, j); err != nil {
 		return err
@@ -305,7 +290,7 @@ func (s *Scheduler) sendConfirmation(ctx context.Context, j *store.Job, now time
 	}
 	data := s.data(j)
 	data.When, data.Reason = j.FinishedAt, j.LastError
-	subject := "[zipgate] " + string(j.State) + ": " + orDefault(j.Subject, j.ZipName)
+	subject := "[zipgate] " + string(j.State) + ": " + cmp.Or(j.Subject, j.ZipName)
 	if err := s.notify(ctx, j, name, subject, data, now); err != nil {
 		return err
 	}
@@ -346,14 +331,14 @@ func (s *Scheduler) notify(ctx context.Context, j *store.Job, name, subject stri
 		return nil // the original was itself a bounce: nobody to tell
 	}
 	msg, err := s.Templates.Mail(name, notice.Header{
-		ID: j.ID, Hostname: s.Hostname, From: s.noticeFrom(j), To: j.Sender, Subject: subject,
+		ID: j.ID, Hostname: s.Hostname, From: NoticeFrom(s.NoticeFrom, j.Sender), To: j.Sender, Subject: subject,
 		InReplyTo: j.MessageID, Kind: "notice", Date: now,
 	}, data)
 	if err != nil {
 		return err
 	}
 	env := &relay.Envelope{Rcpts: []relay.Rcpt{{Addr: j.Sender}}}
-	env.MailOpts.UTF8 = needsUTF8(j.Sender, nil)
+	env.MailOpts.UTF8 = NeedsUTF8(j.Sender)
 	if _, err := s.Relay.Send(context.WithoutCancel(ctx), &relay.Message{Env: env, Open: func() io.Reader { return bytes.NewReader(msg) }, Sign: true}); err != nil {
 		if re := reply.From(err); !re.Temporary() {
 			// Refused for good: retrying would not help; the log keeps it.
@@ -365,12 +350,13 @@ func (s *Scheduler) notify(ctx context.Context, j *store.Job, name, subject stri
 	return nil
 }
 
-// noticeFrom is the From of what zipgate itself writes to the sender.
-func (s *Scheduler) noticeFrom(j *store.Job) string {
-	if s.NoticeFrom != "" {
-		return s.NoticeFrom
+// NoticeFrom is the From of what zipgate itself writes about a sender's
+// mail: the configured one, or postmaster at the sender's domain.
+func NoticeFrom(configured, sender string) string {
+	if configured != "" {
+		return configured
 	}
-	return "zipgate <postmaster@" + orDefault(relay.DomainOf(j.Sender), "localhost") + ">"
+	return "zipgate <postmaster@" + cmp.Or(relay.DomainOf(sender), "localhost") + ">"
 }
 
 // data fills the sender notices, in the default language: they go to
@@ -411,8 +397,9 @@ func HashToken(token string) []byte {
 	return h[:]
 }
 
-func needsUTF8(from string, to []string) bool {
-	for _, a := range append([]string{from}, to...) {
+// NeedsUTF8 says whether an envelope with these addresses needs SMTPUTF8.
+func NeedsUTF8(addrs ...string) bool {
+	for _, a := range addrs {
 		for i := 0; i < len(a); i++ {
 			if a[i] >= 0x80 {
 				return true
@@ -420,11 +407,4 @@ func needsUTF8(from string, to []string) bool {
 		}
 	}
 	return false
-}
-
-func orDefault(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
