@@ -127,7 +127,8 @@ func isStateErr(err error) bool {
 // send lets the message go on its normal path. It is claimed first, so a
 // cancel that comes meanwhile is refused.
 func (s *Scheduler) send(ctx context.Context, h *store.HeldMessage, now time.Time) error {
-	if err := s.Store.ClaimHeld(ctx, h.ID, now); err != nil {
+	// The clock of the claim, not of the pass (see release).
+	if err := s.Store.ClaimHeld(ctx, h.ID, s.Now()); err != nil {
 		if isStateErr(err) {
 			return nil
 		}

@@ -172,7 +172,9 @@ func (s *Scheduler) toSender(ctx context.Context, j *store.Job, now time.Time,
 // release sends the password mail once: the job is claimed first, so a
 // cancel that comes while the mail is on its way is refused.
 func (s *Scheduler) release(ctx context.Context, j *store.Job, now time.Time) error {
-	if err := s.Store.Claim(ctx, j.ID, now); err != nil {
+	// The clock of the claim, not of the pass: a pass can be long, and
+	// the lease a claim writes runs from it.
+	if err := s.Store.Claim(ctx, j.ID, s.Now()); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrFinished) ||
 			errors.Is(err, store.ErrAlreadyCanceled) || errors.Is(err, store.ErrAlreadyReleased) || errors.Is(err, store.ErrSending) {
 			return nil // canceled or taken meanwhile

@@ -130,9 +130,10 @@ func (p *Postgres) heldTransition(ctx context.Context, e *Event, topic string, q
 	})
 }
 
+// ClaimHeld, like Claim, never shortens the lease the message has.
 func (p *Postgres) ClaimHeld(ctx context.Context, id string, now time.Time) error {
 	t := ms(now)
-	return p.heldTransition(ctx, &Event{Message: id}, "", `UPDATE held SET state = 'sending', node = ?, lease_until = ?
+	return p.heldTransition(ctx, &Event{Message: id}, "", `UPDATE held SET state = 'sending', node = ?, lease_until = GREATEST(lease_until, ?)
 		WHERE id = ? AND `+pgHeldDue+` AND (node = ? OR lease_until <= ?)`, p.node, p.until(now), id, t, t, p.node, t)
 }
 

@@ -121,9 +121,12 @@ func (p *Postgres) ReleaseNow(ctx context.Context, id string, now time.Time) err
 		next_attempt = 0 WHERE id = ? AND state IN ('pending', 'scheduled')`, ms(now), ms(now), id)
 }
 
-// Claim takes a due job for this node: not one another node holds.
+// Claim takes a due job for this node: not one another node holds. It
+// never shortens the lease the job has: a claim late in a long pass
+// (its now read at the start) must not write a lease that has already
+// run out, which the renewal would skip and another node take over.
 func (p *Postgres) Claim(ctx context.Context, id string, now time.Time) error {
-	return p.transition(ctx, id, now, "", `UPDATE jobs SET state = 'sending', node = ?, lease_until = ?
+	return p.transition(ctx, id, now, "", `UPDATE jobs SET state = 'sending', node = ?, lease_until = GREATEST(lease_until, ?)
 		WHERE id = ? AND state = 'scheduled' AND due_at > 0 AND due_at <= ? AND next_attempt <= ?
 		AND (node = ? OR lease_until <= ?)`, p.node, p.until(now), id, ms(now), ms(now), p.node, ms(now))
 }

@@ -519,3 +519,76 @@ func TestPostgresDatabaseDownAndBack(t *testing.T) {
 		t.Errorf("after the database came back: %s", got.State)
 	}
 }
+
+// The listen connection is cut (a proxy, a failover, pg_terminate_backend):
+// a change on another node still wakes this one.
+func TestPostgresListenSurvivesACutConnection(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	url := pgtest.Shared(t).NewSchema(t)
+	a, b := node(t, url, "a"), node(t, url, "b")
+	woken := make(chan struct{}, 100)
+	go a.Listen(ctx, map[string]func(){TopicJobs: func() { woken <- struct{}{} }})
+	select {
+	case <-woken:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no first wake")
+	}
+	var n int
+	if err := b.pool.QueryRow(ctx, `SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("terminated %d listeners: %v", n, err)
+	}
+	// The reconnect wakes once; then a cancel on b must wake again.
+	select {
+	case <-woken:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no wake after the reconnect")
+	}
+	bring(t, b, job("j"), Scheduled)
+	must(t, "Cancel", b.Cancel(ctx, "j", t0))
+	select {
+	case <-woken:
+	case <-time.After(30 * time.Second):
+		t.Fatal("a cancel on b after the listen connection was cut did not wake a")
+	}
+}
+
+// REVIEW14-1 for held messages: hold.Scheduler.RunOnce reads the clock
+// once and claims each message of its batch with that time. After a
+// first message that took 40 s to deliver (renewed meanwhile), the
+// second is claimed with a lease that ended 10 s ago; renewal skips it,
+// and node b takes it and sends it too.
+
+// A claim late in a long pass (its now read at the pass's start) keeps
+// the lease the renewal kept alive: another node does not take over a
+// held message this node is sending.
+func TestPostgresLateClaimKeepsItsLease(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Shared(t).NewSchema(t)
+	a, b := node(t, url, "a"), node(t, url, "b")
+	for _, id := range []string{"h1", "h2"} {
+		m, h := heldMsg(id)
+		h.HoldUntil = t0
+		holdIt(t, a, m, h)
+		must(t, "notice", a.MarkHeldNoticeSent(ctx, id))
+		must(t, "requests", a.MarkHeldRequestsSent(ctx, id))
+	}
+	if list, err := a.HeldWork(ctx, t0, 100); err != nil || len(list) != 2 {
+		t.Fatalf("a's HeldWork = %v, %v", heldIDs(list), err)
+	}
+	must(t, "a ClaimHeld h1", a.ClaimHeld(ctx, "h1", t0))
+	for s := 10; s <= 40; s += 10 { // StartRenewing, on the wall clock, while h1 goes
+		must(t, "renew", a.RenewLeases(ctx, t0.Add(time.Duration(s)*time.Second)))
+	}
+	must(t, "a MarkHeldSent h1", a.MarkHeldSent(ctx, "h1", t0.Add(40*time.Second)))
+	must(t, "a ClaimHeld h2 (the pass's now)", a.ClaimHeld(ctx, "h2", t0))
+	must(t, "renew", a.RenewLeases(ctx, t0.Add(41*time.Second)))
+	list, err := b.HeldWork(ctx, t0.Add(41*time.Second), 100)
+	must(t, "b HeldWork", err)
+	if len(list) != 0 {
+		t.Errorf("b took over %v, which a is sending right now", heldIDs(list))
+	}
+	if err := b.ClaimHeld(ctx, "h2", t0.Add(41*time.Second)); err == nil {
+		t.Errorf("b claimed h2 too: two nodes would deliver it")
+	}
+}
