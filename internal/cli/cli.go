@@ -472,7 +472,14 @@ func shareWork(ctx context.Context, st store.Store, sched *release.Scheduler, ho
 	pg.StartRenewing(ctx, func(err error) {
 		log.Warn("could not renew this node's leases: other nodes take its work over once they run out", "error", err.Error())
 	})
-	go pg.Listen(ctx, map[string]func(){store.TopicJobs: sched.Wake, store.TopicHeld: holds.Wake, store.TopicLinks: linkSched.Wake})
+	go pg.Listen(ctx, map[string]func(){store.TopicJobs: sched.Wake, store.TopicHeld: holds.Wake, store.TopicLinks: linkSched.Wake},
+		func(err error) {
+			if err != nil {
+				log.Warn("not hearing other nodes' changes (LISTEN): they are seen at the next poll instead", "error", err.Error())
+			} else {
+				log.Info("hearing other nodes' changes again (LISTEN)")
+			}
+		})
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -635,14 +635,27 @@ func (p *Postgres) StartRenewing(ctx context.Context, onError func(error)) {
 }
 
 // Listen: LISTEN on a connection of its own, reconnecting with backoff.
-func (p *Postgres) Listen(ctx context.Context, wake map[string]func()) error {
+// report hears when listening stops working (once, with why: a pgbouncer
+// in transaction mode, say, never lets it work) and when it works again
+// (nil); polling goes on meanwhile, so changes come within a poll.
+func (p *Postgres) Listen(ctx context.Context, wake map[string]func(), report func(error)) error {
 	backoff := time.Second
+	down := false
 	for ctx.Err() == nil {
-		err := p.listenOnce(ctx, wake, func() { backoff = time.Second })
+		err := p.listenOnce(ctx, wake, func() {
+			backoff = time.Second
+			if down {
+				down = false
+				report(nil)
+			}
+		})
 		if ctx.Err() != nil {
 			return nil
 		}
-		_ = err // the next try says it again, or works; polling goes on meanwhile
+		if !down {
+			down = true
+			report(err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

@@ -394,7 +394,7 @@ func TestPostgresNotifiesOtherNodes(t *testing.T) {
 	for topic, ch := range woken {
 		wake[topic] = func() { ch <- struct{}{} }
 	}
-	go a.Listen(ctx, wake)
+	go a.Listen(ctx, wake, func(err error) { t.Errorf("listening reported %v on a healthy database", err) })
 	// The listener wakes everyone once when it is connected.
 	for topic, ch := range woken {
 		select {
@@ -528,7 +528,8 @@ func TestPostgresListenSurvivesACutConnection(t *testing.T) {
 	url := pgtest.Shared(t).NewSchema(t)
 	a, b := node(t, url, "a"), node(t, url, "b")
 	woken := make(chan struct{}, 100)
-	go a.Listen(ctx, map[string]func(){TopicJobs: func() { woken <- struct{}{} }})
+	reports := make(chan error, 10)
+	go a.Listen(ctx, map[string]func(){TopicJobs: func() { woken <- struct{}{} }}, func(err error) { reports <- err })
 	select {
 	case <-woken:
 	case <-time.After(30 * time.Second):
@@ -543,6 +544,17 @@ func TestPostgresListenSurvivesACutConnection(t *testing.T) {
 	case <-woken:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no wake after the reconnect")
+	}
+	// The admin's log hears of both: the cut, and hearing again.
+	for i, want := range []string{"the cut", "the reconnect"} {
+		select {
+		case err := <-reports:
+			if (i == 0) != (err != nil) {
+				t.Errorf("report %d = %v; want %s", i, err, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s was not reported", want)
+		}
 	}
 	bring(t, b, job("j"), Scheduled)
 	must(t, "Cancel", b.Cancel(ctx, "j", t0))
