@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/zipgate/zipgate/internal/policy"
@@ -53,19 +54,59 @@ func scanPolicy(row scanner) (*policy.Policy, error) {
 	return &p, nil
 }
 
-func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {
+// policySave is the statement that saves p, for both stores: without was
+// an upsert; with it an insert of a new rule (was zero) or an update of
+// the rule last saved at *was, which change nothing when the stored rule
+// is another.
+func policySave(p *policy.Policy, was *time.Time) (string, []any, error) {
 	if err := p.Validate(); err != nil {
-		return err
+		return "", nil, err
 	}
 	p.Domain, _ = policy.NormalizePattern(p.Domain)
-	_, err := s.exec(ctx, false, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
+	args := policyArgs(p)
+	insert := `INSERT INTO policies (` + policyColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	switch {
+	case was == nil:
+		return insert + ` ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
 			delay_ms = excluded.delay_ms, zip_method = excluded.zip_method,
 			filename_encoding = excluded.filename_encoding, language = excluded.language,
 			note = excluded.note, updated_at = excluded.updated_at, hold_ms = excluded.hold_ms,
 			approvers = excluded.approvers, guard = excluded.guard, link_expiry_ms = excluded.link_expiry_ms,
-			max_downloads = excluded.max_downloads, link_auth = excluded.link_auth`, policyArgs(p)...)
+			max_downloads = excluded.max_downloads, link_auth = excluded.link_auth`, args, nil
+	case was.IsZero():
+		return insert + ` ON CONFLICT (domain) DO NOTHING`, args, nil
+	}
+	cols := strings.Split(policyColumns, ",")
+	set := make([]string, 0, len(cols)-1)
+	for _, c := range cols[1:] { // all but domain
+		set = append(set, strings.TrimSpace(c)+" = ?")
+	}
+	return `UPDATE policies SET ` + strings.Join(set, ", ") + ` WHERE domain = ? AND updated_at = ?`,
+		append(args[1:], p.Domain, ms(*was)), nil
+}
+
+func (s *SQLite) PutPolicy(ctx context.Context, p *policy.Policy) error {
+	q, args, err := policySave(p, nil)
+	if err != nil {
+		return err
+	}
+	_, err = s.exec(ctx, false, q, args...)
 	return err
+}
+
+func (s *SQLite) PutPolicyIf(ctx context.Context, p *policy.Policy, was time.Time) error {
+	q, args, err := policySave(p, &was)
+	if err != nil {
+		return err
+	}
+	res, err := s.exec(ctx, false, q, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrPolicyChanged
+	}
+	return nil
 }
 
 // policyArgs are the values of policyColumns for p.

@@ -49,6 +49,35 @@ func TestManualJobWaitsForReleaseNow(t *testing.T) {
 	})
 }
 
+// A save from an admin's form lands only over the rule the form showed.
+func TestPutPolicyIf(t *testing.T) {
+	eachStore(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s, _ := be.newStore(t)
+		p := func(a policy.Action, at time.Time) *policy.Policy {
+			return &policy.Policy{Domain: "partner.example", Action: a, UpdatedAt: at}
+		}
+		must(t, "a new rule", s.PutPolicyIf(ctx, p(policy.Encrypt, t0), time.Time{}))
+		if err := s.PutPolicyIf(ctx, p(policy.Pass, t0.Add(time.Second)), time.Time{}); !errors.Is(err, ErrPolicyChanged) {
+			t.Errorf("a second new rule for the domain: %v, want ErrPolicyChanged", err)
+		}
+		must(t, "over the rule of t0", s.PutPolicyIf(ctx, p(policy.Reject, t0.Add(time.Minute)), t0))
+		if err := s.PutPolicyIf(ctx, p(policy.Pass, t0.Add(time.Hour)), t0); !errors.Is(err, ErrPolicyChanged) {
+			t.Errorf("a save over a rule changed meanwhile: %v, want ErrPolicyChanged", err)
+		}
+		must(t, "DeletePolicy", s.DeletePolicy(ctx, "partner.example"))
+		if err := s.PutPolicyIf(ctx, p(policy.Pass, t0.Add(time.Hour)), t0.Add(time.Minute)); !errors.Is(err, ErrPolicyChanged) {
+			t.Errorf("a save over a rule deleted meanwhile: %v, want ErrPolicyChanged", err)
+		}
+		if _, err := s.GetPolicy(ctx, "partner.example"); !errors.Is(err, ErrNoPolicy) {
+			t.Errorf("a refused save brought the deleted rule back: %v", err)
+		}
+		if err := s.PutPolicyIf(ctx, &policy.Policy{Domain: "partner.example", Action: "zip"}, time.Time{}); err == nil || errors.Is(err, ErrPolicyChanged) {
+			t.Errorf("a bad rule: %v, want its validation error", err)
+		}
+	})
+}
+
 func TestPolicies(t *testing.T) {
 	eachStore(t, func(t *testing.T, be backend) {
 		ctx := context.Background()

@@ -16,17 +16,23 @@ import (
 // LIKE is for ASCII (and, here, beyond it).
 
 func (p *Postgres) PutPolicy(ctx context.Context, pol *policy.Policy) error {
-	if err := pol.Validate(); err != nil {
+	q, args, err := policySave(pol, nil)
+	if err != nil {
 		return err
 	}
-	pol.Domain, _ = policy.NormalizePattern(pol.Domain)
-	_, err := p.exec(ctx, p.pool, `INSERT INTO policies (`+policyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (domain) DO UPDATE SET action = excluded.action, password_to = excluded.password_to,
-			delay_ms = excluded.delay_ms, zip_method = excluded.zip_method,
-			filename_encoding = excluded.filename_encoding, language = excluded.language,
-			note = excluded.note, updated_at = excluded.updated_at, hold_ms = excluded.hold_ms,
-			approvers = excluded.approvers, guard = excluded.guard, link_expiry_ms = excluded.link_expiry_ms,
-			max_downloads = excluded.max_downloads, link_auth = excluded.link_auth`, policyArgs(pol)...)
+	_, err = p.exec(ctx, p.pool, q, args...)
+	return err
+}
+
+func (p *Postgres) PutPolicyIf(ctx context.Context, pol *policy.Policy, was time.Time) error {
+	q, args, err := policySave(pol, &was)
+	if err != nil {
+		return err
+	}
+	n, err := p.exec(ctx, p.pool, q, args...)
+	if err == nil && n == 0 {
+		err = ErrPolicyChanged
+	}
 	return err
 }
 

@@ -175,9 +175,17 @@ type Policies interface {
 	GetPolicy(ctx context.Context, domain string) (*policy.Policy, error)
 	// PutPolicy creates or replaces the rule for p.Domain.
 	PutPolicy(ctx context.Context, p *policy.Policy) error
+	// PutPolicyIf saves p only if the stored rule is still the one an
+	// admin's form showed: none (was zero) or the one last saved at was;
+	// otherwise ErrPolicyChanged, and nothing changes. Checked and written
+	// in one statement, so of two saves of the same form one wins.
+	PutPolicyIf(ctx context.Context, p *policy.Policy, was time.Time) error
 	// DeletePolicy returns ErrNoPolicy when there was none.
 	DeletePolicy(ctx context.Context, domain string) error
 }
+
+// ErrPolicyChanged: the rule was added, changed or deleted meanwhile.
+var ErrPolicyChanged = errors.New("the rule was changed meanwhile")
 
 // ErrNoPolicy: no rule for that domain pattern.
 var ErrNoPolicy = errors.New("no policy for that domain")

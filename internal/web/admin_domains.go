@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/zipgate/zipgate/internal/policy"
 	"github.com/zipgate/zipgate/internal/store"
@@ -59,12 +60,14 @@ func (a *Admin) putPolicyIf(ctx context.Context, actor, via, domain string, valu
 	if err != nil {
 		return nil, err
 	}
+	exists := &conflict{fmt.Sprintf("a rule for %s exists already: nothing changed; open it from the list to change it", d)}
+	changed := &conflict{fmt.Sprintf("the rule for %s was changed or deleted by someone else since this form was opened: nothing changed; open it again", d)}
 	switch {
 	case s == nil:
 	case s.isNew && old != nil:
-		return nil, &conflict{fmt.Sprintf("a rule for %s exists already: nothing changed; open it from the list to change it", d)}
+		return nil, exists
 	case !s.isNew && (old == nil || old.UpdatedAt.UnixMilli() != s.updated):
-		return nil, &conflict{fmt.Sprintf("the rule for %s was changed or deleted by someone else since this form was opened: nothing changed; open it again", d)}
+		return nil, changed
 	}
 	p := &policy.Policy{Domain: d}
 	var bad []string
@@ -80,7 +83,21 @@ func (a *Admin) putPolicyIf(ctx context.Context, actor, via, domain string, valu
 		return nil, &badInput{"nothing changed: " + strings.Join(bad, "; ")}
 	}
 	p.UpdatedAt = a.now()
-	if err := a.o.Store.PutPolicy(ctx, p); err != nil {
+	// The check above tells what happened; the store checks again as it
+	// writes, so of two saves of one form at once only one lands.
+	switch {
+	case s == nil:
+		err = a.o.Store.PutPolicy(ctx, p)
+	case s.isNew:
+		if err = a.o.Store.PutPolicyIf(ctx, p, time.Time{}); errors.Is(err, store.ErrPolicyChanged) {
+			return nil, exists
+		}
+	default:
+		if err = a.o.Store.PutPolicyIf(ctx, p, time.UnixMilli(s.updated)); errors.Is(err, store.ErrPolicyChanged) {
+			return nil, changed
+		}
+	}
+	if err != nil {
 		return nil, err
 	}
 	ev := "policy_set"

@@ -268,4 +268,19 @@ func TestAdminConcurrentDomainEditIsRefused(t *testing.T) {
 	if a := save(); a.status != http.StatusSeeOther {
 		t.Fatalf("a save from a fresh form: %d", a.status)
 	}
+	// The same form saved twice at once (two tabs, two admins): one
+	// lands, the other is refused, every time.
+	for round := 0; round < 10; round++ {
+		time.Sleep(2 * time.Millisecond)
+		page = alice.get("/admin/domain?d=partner.example")
+		m = regexp.MustCompile(`name="updated" value="(\d+)"`).FindStringSubmatch(page.body)
+		got := make(chan int, 2)
+		for range 2 {
+			go func() { got <- save().status }()
+		}
+		a, b := <-got, <-got
+		if min(a, b) != http.StatusSeeOther || max(a, b) != http.StatusConflict {
+			t.Fatalf("round %d: two saves of one form at once answered %d and %d; want one 303 and one 409", round, a, b)
+		}
+	}
 }
