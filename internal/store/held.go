@@ -389,15 +389,8 @@ func (s *SQLite) CancelHeld(ctx context.Context, id, actor, via string, now time
 }
 
 func (s *SQLite) RejectHeld(ctx context.Context, id, approver, via, reason string, now time.Time) error {
-	h, err := s.GetHeld(ctx, id)
-	if err != nil {
+	if err := s.mayDecide(ctx, id, approver); err != nil {
 		return err
-	}
-	if !approverOf(h, approver) {
-		if h.State != HeldWaiting {
-			return heldStateErr(h.State)
-		}
-		return ErrNotApprover
 	}
 	return s.late(ctx, id, now, s.heldTransition(ctx, &Event{Message: id, At: now, Event: "rejected", Actor: approver, Via: via, Detail: reason},
 		`UPDATE held SET state = 'rejected', finished_at = ?, decided_by = ?, reason = ? WHERE id = ? AND state = 'held'

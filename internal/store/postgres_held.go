@@ -191,15 +191,8 @@ func (p *Postgres) CancelHeld(ctx context.Context, id, actor, via string, now ti
 }
 
 func (p *Postgres) RejectHeld(ctx context.Context, id, approver, via, reason string, now time.Time) error {
-	h, err := p.GetHeld(ctx, id)
-	if err != nil {
+	if err := p.mayDecide(ctx, id, approver); err != nil {
 		return err
-	}
-	if !approverOf(h, approver) {
-		if h.State != HeldWaiting {
-			return heldStateErr(h.State)
-		}
-		return ErrNotApprover
 	}
 	return p.late(ctx, id, now, p.heldTransition(ctx, &Event{Message: id, At: now, Event: "rejected", Actor: approver, Via: via, Detail: reason}, TopicHeld,
 		`UPDATE held SET state = 'rejected', finished_at = ?, decided_by = ?, reason = ? WHERE id = ? AND state = 'held'

@@ -174,6 +174,23 @@ func (r *reads) late(ctx context.Context, id string, now time.Time, err error) e
 	return err
 }
 
+// mayDecide says why approver cannot decide on held message id, if not:
+// not one of its approvers (what the message's state says first, when
+// it is decided already).
+func (r *reads) mayDecide(ctx context.Context, id, approver string) error {
+	h, err := r.GetHeld(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !approverOf(h, approver) {
+		if h.State != HeldWaiting {
+			return heldStateErr(h.State)
+		}
+		return ErrNotApprover
+	}
+	return nil
+}
+
 func scanEvent(row scanner) (Event, error) {
 	var e Event
 	var at int64
