@@ -424,6 +424,60 @@ func TestTwoNodesKillNine(t *testing.T) {
 	t.Logf("20 messages (10 through each node), node A killed, 20 password mails, each once, all from node B")
 }
 
+// TestNodeKilledWhileSendingAPassword: node A dies with SIGKILL while
+// its password mail is on its way (claimed, the data sent, no answer
+// yet, so its next hop drops it as Postfix does when the client goes).
+// Node B takes the claimed job over once A's lease ran out and sends the
+// password, once.
+func TestNodeKilledWhileSendingAPassword(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two real servers on PostgreSQL")
+	}
+	nodes := startNodes(t, 2, "8s", "")
+	a, b := nodes[0], nodes[1]
+	if err := sendTo(a.listen, "hanako@example.com", mailWithAttachment(7)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the zipped copy and the sender notice at A's next hop", func() bool {
+		return len(mails(t, a.hop, "encrypted")) == 1 && len(mails(t, a.hop, "notice")) == 1
+	})
+	var id string
+	for id = range mails(t, a.hop, "encrypted") {
+	}
+	// The next mail A hands its next hop is the password: hold its answer.
+	onItsWay, killed := make(chan struct{}), make(chan struct{})
+	a.hop.SetFault(mailtest.Fault{Drop: true, BeforeReply: func() {
+		close(onItsWay)
+		<-killed
+	}})
+	select {
+	case <-onItsWay:
+	case <-time.After(60 * time.Second):
+		t.Fatal("node A never sent the password mail")
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	a.cmd.Wait()
+	close(killed)
+
+	waitFor(t, 60*time.Second, "the password from node B", func() bool {
+		return len(mails(t, b.hop, "password")[id]) > 0
+	})
+	// A second one would show within a lease and a poll.
+	time.Sleep(8 * time.Second)
+	if n := len(mails(t, b.hop, "password")[id]); n != 1 {
+		t.Errorf("node B sent the password %d times, want once", n)
+	}
+	if n := len(mails(t, a.hop, "password")); n != 0 {
+		t.Errorf("A's next hop kept %d password mails of a node that died before the answer", n)
+	}
+	out := zipgateCmd(t, "jobs", "show", id, "-config", b.config)
+	if !strings.Contains(out, "released") {
+		t.Errorf("job %s is not released in the store:\n%s", id, out)
+	}
+}
+
 // TestDatabaseDownIs451: with the database gone, every message gets 451
 // (Postfix keeps it), with attachments or without, and nothing reaches
 // the next hop, in the clear or at all; /healthz says why. Once the
