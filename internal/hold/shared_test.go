@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"testing"
@@ -45,7 +47,7 @@ func TestSharedDirAcrossNodes(t *testing.T) {
 	if !two.Has("abc") || two.Has("abd") {
 		t.Fatal("Has does not see what the other node held")
 	}
-	f, err := two.Open("abc")
+	f, err := two.Open(context.Background(), "abc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +66,8 @@ func TestSharedDirAcrossNodes(t *testing.T) {
 	if err := one.Remove("abc"); err != nil {
 		t.Errorf("a second remove: %v", err)
 	}
-	if _, err := one.Open("abc"); err == nil {
-		t.Error("a removed message opened")
+	if _, err := one.Open(context.Background(), "abc"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a removed message: %v, want fs.ErrNotExist", err)
 	}
 	for _, bad := range []string{"", "../x", "a/b", "a.b"} {
 		if err := one.Save(bad, strings.NewReader("x")); err == nil {
