@@ -126,7 +126,7 @@ func TestStoreMigrate(t *testing.T) {
 		t.Errorf("the API token copied: %v, %v", tk, err)
 	}
 	sd := hold.NewSharedDir(pg.Blobs(store.BlobHeld), t.TempDir())
-	f, err := sd.Open("held1")
+	f, err := sd.Open(ctx, "held1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,12 +135,12 @@ func TestStoreMigrate(t *testing.T) {
 	if !bytes.Equal(got, heldBytes) || sd.Has("orphan") {
 		t.Errorf("held messages copied: %q; the orphan file too: %v", got, sd.Has("orphan"))
 	}
-	rc, err := (&links.Files{Blobs: links.Shared{B: pg.Blobs(store.BlobLinks)}}).Open("link1", 0, fileKey)
+	rcs, err := (&links.Files{Blobs: links.Shared{B: pg.Blobs(store.BlobLinks)}}).Open(ctx, "link1", []int{0}, fileKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err = io.ReadAll(rc)
-	rc.Close()
+	got, err = io.ReadAll(rcs[0])
+	rcs[0].Close()
 	if err != nil || !bytes.Equal(got, plain) {
 		t.Errorf("the link's file copied: %d bytes, %v", len(got), err)
 	}

@@ -102,14 +102,17 @@ func (d *Dir) sync() error {
 	return dir.Sync()
 }
 
-// Open returns the message of id as a spool (Close leaves the file).
-func (d *Dir) Open(id string) (*spool.File, error) {
+// Open returns the message of id as a spool (Close leaves the file). A
+// shared message is copied out of the store in one of the node's
+// snapshot slots, waited for while ctx lasts (store.ErrBusy when they
+// stay taken); a missing one is fs.ErrNotExist.
+func (d *Dir) Open(ctx context.Context, id string) (*spool.File, error) {
 	path, err := d.file(id)
 	if err != nil {
 		return nil, err
 	}
 	if d.shared != nil {
-		rc, err := d.shared.Open(context.Background(), id, 0)
+		rc, err := d.shared.Open(ctx, id, 0)
 		if err != nil {
 			return nil, err
 		}

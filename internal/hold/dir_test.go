@@ -1,6 +1,7 @@
 package hold
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,7 +20,7 @@ func TestDirSaveOpenRemove(t *testing.T) {
 	if err := d.Save("abc", strings.NewReader("Subject: x\r\n\r\nbody\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	f, err := d.Open("abc")
+	f, err := d.Open(context.Background(), "abc")
 	if err != nil {
 		t.Fatal(err)
 	}

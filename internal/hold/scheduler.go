@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 	"time"
@@ -138,11 +139,17 @@ func (s *Scheduler) send(ctx context.Context, h *store.HeldMessage, now time.Tim
 	if err := json.Unmarshal(h.Envelope, &env); err != nil {
 		return errors.Join(err, s.Store.MarkHeldFailed(ctx, h.ID, now, "the stored envelope does not read back"))
 	}
-	msg, err := s.Dir.Open(h.ID)
-	if err != nil {
+	msg, err := s.Dir.Open(ctx, h.ID)
+	if errors.Is(err, fs.ErrNotExist) {
 		// Without its bytes it can never go: say so rather than retry.
 		s.Log.Error("held message lost its file", "id", h.ID, "error", err.Error())
 		return s.Store.MarkHeldFailed(ctx, h.ID, now, "its copy on disk is gone")
+	}
+	if err != nil {
+		// The store busy or out of reach: it goes later.
+		next := now.Add(release.Backoff(h.Attempts))
+		s.Log.Warn("held message not read now", "id", h.ID, "error", err.Error(), "retry_at", next)
+		return s.Store.MarkHeldRetry(context.WithoutCancel(ctx), h.ID, next, "its copy could not be read now")
 	}
 	defer msg.Close()
 	// A message on its way is not cut by a stop.

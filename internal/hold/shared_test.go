@@ -4,12 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
+	"io/fs"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/zipgate/zipgate/internal/pgtest"
+	"github.com/zipgate/zipgate/internal/relay"
+	"github.com/zipgate/zipgate/internal/spool"
 	"github.com/zipgate/zipgate/internal/store"
 )
 
@@ -45,7 +51,7 @@ func TestSharedDirAcrossNodes(t *testing.T) {
 	if !two.Has("abc") || two.Has("abd") {
 		t.Fatal("Has does not see what the other node held")
 	}
-	f, err := two.Open("abc")
+	f, err := two.Open(context.Background(), "abc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,12 +70,69 @@ func TestSharedDirAcrossNodes(t *testing.T) {
 	if err := one.Remove("abc"); err != nil {
 		t.Errorf("a second remove: %v", err)
 	}
-	if _, err := one.Open("abc"); err == nil {
-		t.Error("a removed message opened")
+	if _, err := one.Open(context.Background(), "abc"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a removed message: %v, want fs.ErrNotExist", err)
 	}
 	for _, bad := range []string{"", "../x", "a/b", "a.b"} {
 		if err := one.Save(bad, strings.NewReader("x")); err == nil {
 			t.Errorf("saved under %q", bad)
 		}
+	}
+}
+
+// A held message due to leave while every snapshot slot of the node is
+// taken (downloads in flight) is not failed for good as if its bytes
+// were lost: it waits with backoff and leaves at the next try.
+func TestSharedHeldReadWhileBusyIsRetried(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.Shared(t).NewSchema(t) + "&pool_max_conns=2" // one snapshot slot
+	st, err := store.OpenPostgresKey(ctx, store.PostgresOptions{URL: url}, bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	st.SetSnapshotWait(50 * time.Millisecond)
+	dir := NewSharedDir(st.Blobs(store.BlobHeld), t.TempDir())
+	now := time.Now()
+	msg := "Subject: held\r\n\r\nbody\r\n"
+	m := &store.Message{ID: "m1", Key: []byte("k1"), CreatedAt: now, UpdatedAt: now, Sender: "taro@example.jp",
+		Rcpts: []string{"bob@partner.example"}}
+	h := &store.HeldMessage{ID: "m1", Key: m.Key, Envelope: []byte(`{"From":"taro@example.jp","To":["bob@partner.example"]}`),
+		Sender: m.Sender, Rcpts: m.Rcpts, Size: int64(len(msg)), Reasons: []string{store.ReasonHold}, SenderOK: true,
+		HoldUntil: now.Add(-time.Minute), CreatedAt: now}
+	if err := dir.Save("m1", strings.NewReader(msg)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.HoldMessage(ctx, m, h); err != nil {
+		t.Fatal(err)
+	}
+	var sent []string
+	s := New(st, dir, func(_ context.Context, _ *relay.Envelope, f *spool.File) error {
+		b, err := io.ReadAll(f.Reader())
+		sent = append(sent, string(b))
+		return err
+	}, nil, nil, slog.New(slog.DiscardHandler))
+
+	busy, err := st.Blobs(store.BlobHeld).Open(ctx, "m1", 0) // the one slot
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.send(ctx, h, now); err != nil {
+		t.Fatal(err)
+	}
+	got, err := st.GetHeld(ctx, "m1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != store.HeldWaiting || got.Attempts != 1 || !got.NextAttempt.After(now) || len(sent) != 0 {
+		t.Fatalf("read while busy: state %s, %d attempts, next %v, sent %d", got.State, got.Attempts, got.NextAttempt, len(sent))
+	}
+	busy.Close()
+	s.Now = func() time.Time { return got.NextAttempt } // the time of the next try
+	if err := s.send(ctx, got, got.NextAttempt); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.GetHeld(ctx, "m1"); got.State != store.HeldSent || len(sent) != 1 || sent[0] != msg {
+		t.Fatalf("the next try: state %s, sent %q", got.State, sent)
 	}
 }

@@ -26,7 +26,13 @@ import (
 type Blobs interface {
 	// Create starts file n of link; it exists once Commit returns.
 	Create(link string, n int) (Blob, error)
-	Open(link string, n int) (io.ReadCloser, error)
+	// Open opens files ns of link for one download, every one of them
+	// before the download counts: the last allowed download ends the
+	// link and deletes its files, and what is open still reads to its
+	// end. Read them one after another, not at once (Shared's share one
+	// snapshot of the store), and close every one. Waiting for the store
+	// ends with ctx, or with store.ErrBusy when it stays busy.
+	Open(ctx context.Context, link string, ns []int) ([]io.ReadCloser, error)
 	// Remove deletes every file of link; none is no error.
 	Remove(link string) error
 	// List names the links that have files, with when each was last
@@ -74,23 +80,49 @@ func (f *Files) Put(link string, n int, key []byte, r io.Reader) (int64, [32]byt
 	return size, sum, nil
 }
 
-// Open reads file n of link, decrypted as it is read; a damaged file
-// gives ErrCorrupt on the way.
-func (f *Files) Open(link string, n int, key []byte) (io.ReadCloser, error) {
-	rc, err := f.Blobs.Open(link, n)
+// Open opens files ns of link for one download (Blobs.Open), each
+// decrypted as it is read; a damaged file gives ErrCorrupt on the way.
+// Each is decrypted from its first read on, so a download of many files
+// keeps the buffers of one at a time.
+func (f *Files) Open(ctx context.Context, link string, ns []int, key []byte) ([]io.ReadCloser, error) {
+	rcs, err := f.Blobs.Open(ctx, link, ns)
 	if err != nil {
 		return nil, err
 	}
-	r, err := decrypt(rc, key, link, n)
-	if err != nil {
-		rc.Close()
-		return nil, err
+	out := make([]io.ReadCloser, len(rcs))
+	for i, rc := range rcs {
+		out[i] = &plainFile{rc: rc, key: key, link: link, n: ns[i]}
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{r, rc}, nil
+	return out, nil
 }
+
+// plainFile decrypts a file from its first read on.
+type plainFile struct {
+	rc   io.ReadCloser
+	key  []byte
+	link string
+	n    int
+	r    io.Reader
+	err  error
+}
+
+func (p *plainFile) Read(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	if p.r == nil {
+		if p.r, p.err = decrypt(p.rc, p.key, p.link, p.n); p.err != nil {
+			return 0, p.err
+		}
+	}
+	k, err := p.r.Read(b)
+	if err != nil {
+		p.r, p.err = nil, err // its buffers go with the end
+	}
+	return k, err
+}
+
+func (p *plainFile) Close() error { return p.rc.Close() }
 
 // Remove deletes the files of link.
 func (f *Files) Remove(link string) error { return f.Blobs.Remove(link) }
@@ -159,12 +191,31 @@ func (b *dirBlob) Abort() {
 	os.Remove(b.f.Name())
 }
 
-func (d *Dir) Open(link string, n int) (io.ReadCloser, error) {
+// Open opens the files as they are on disk: a file removed meanwhile
+// reads on from its open descriptor.
+func (d *Dir) Open(ctx context.Context, link string, ns []int) ([]io.ReadCloser, error) {
 	dir, err := d.dir(link)
 	if err != nil {
 		return nil, err
 	}
-	return os.Open(filepath.Join(dir, strconv.Itoa(n)))
+	out := make([]io.ReadCloser, 0, len(ns))
+	for _, n := range ns {
+		f, err := os.Open(filepath.Join(dir, strconv.Itoa(n)))
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err != nil {
+			if f != nil {
+				f.Close()
+			}
+			for _, o := range out {
+				o.Close()
+			}
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 func (d *Dir) Remove(link string) error {
@@ -201,9 +252,11 @@ func (d *Dir) List() (map[string]time.Time, error) {
 }
 
 // Shared keeps the files in the store several nodes share, so a link
-// downloads from any node: each file written in one transaction, read
-// in a snapshot (a file removed while it streams, as the last allowed
-// download ends its link, still reads to its end).
+// downloads from any node: each file written in one transaction, the
+// files of one download read in one snapshot (store.Blobs.OpenAll: one
+// connection and one of the node's snapshot slots; a file removed while
+// it streams, as the last allowed download ends its link, still reads
+// to its end).
 type Shared struct{ B *store.Blobs }
 
 func (s Shared) Create(link string, n int) (Blob, error) {
@@ -217,8 +270,11 @@ func (s Shared) Create(link string, n int) (Blob, error) {
 	return w, nil
 }
 
-func (s Shared) Open(link string, n int) (io.ReadCloser, error) {
-	return s.B.Open(context.Background(), link, n)
+func (s Shared) Open(ctx context.Context, link string, ns []int) ([]io.ReadCloser, error) {
+	if !linkID.MatchString(link) {
+		return nil, fmt.Errorf("links: bad link id %q", link)
+	}
+	return s.B.OpenAll(ctx, link, ns)
 }
 
 func (s Shared) Remove(link string) error { return s.B.Remove(context.Background(), link) }

@@ -6,12 +6,15 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/zipgate/zipgate/internal/pgtest"
 	"github.com/zipgate/zipgate/internal/store"
@@ -35,12 +38,12 @@ func newFiles(t *testing.T) (*Files, string) {
 
 func readAll(t *testing.T, f *Files, link string, n int, key []byte) ([]byte, error) {
 	t.Helper()
-	rc, err := f.Open(link, n, key)
+	rcs, err := f.Open(context.Background(), link, []int{n}, key)
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
-	return io.ReadAll(rc)
+	defer rcs[0].Close()
+	return io.ReadAll(rcs[0])
 }
 
 func TestFilesRoundTripEverySize(t *testing.T) {
@@ -143,9 +146,12 @@ func TestFilesStreamInBoundedMemory(t *testing.T) {
 		if _, _, err := f.Put("big", 0, key, io.LimitReader(zeros{}, size)); err != nil {
 			t.Fatal(err)
 		}
-		rc, _ := f.Open("big", 0, key)
-		n, err := io.Copy(io.Discard, rc)
-		rc.Close()
+		rcs, err := f.Open(context.Background(), "big", []int{0}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, rcs[0])
+		rcs[0].Close()
 		if err != nil || n != size {
 			t.Fatalf("read %d, %v", n, err)
 		}
@@ -209,5 +215,113 @@ func TestSharedFilesAcrossNodes(t *testing.T) {
 	}
 	if _, err := one.Blobs.Create("../x", 0); err == nil {
 		t.Error("a bad link id was taken")
+	}
+}
+
+// Review of issue 14: the zip download of a link opened every file
+// before it streamed, each in a transaction of its own holding one of
+// the pool's 25 connections, so a link with 26 files (a message with 26
+// attachments) never opened its 26th and the node had no connection
+// left for mail intake, leases or /healthz. The files of a download now
+// open in one snapshot: one connection, whatever their number.
+func TestReview14ZipDownloadOfManyFilesExhaustsThePool(t *testing.T) {
+	url := pgtest.Shared(t).NewSchema(t)
+	st, err := store.OpenPostgresKey(context.Background(), store.PostgresOptions{URL: url}, bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	files := &Files{Blobs: Shared{B: st.Blobs(store.BlobLinks)}}
+	key, _ := NewKey()
+	const n = 26
+	all := make([]int, n)
+	for i := range n {
+		all[i] = i
+		if _, _, err := files.Put("lnk1", i, key, strings.NewReader(fmt.Sprintf("page %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// What download() does for linkZip: every file opened first, here
+	// with a deadline so a regression fails instead of hanging.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	open, err := files.Open(ctx, "lnk1", all, key)
+	if err != nil {
+		t.Fatalf("the zip download of a %d-file link does not open: %v", n, err)
+	}
+	if got := st.PoolStat().AcquiredConns(); got != 1 {
+		t.Errorf("%d files open hold %d connections, want 1", n, got)
+	}
+	if err := st.Ping(ctx); err != nil {
+		t.Errorf("while one download is open the node cannot reach its store: %v", err)
+	}
+	for i, f := range open {
+		got, err := io.ReadAll(f)
+		if err != nil || string(got) != fmt.Sprintf("page %d", i) {
+			t.Errorf("file %d: %q, %v", i, got, err)
+		}
+		f.Close()
+	}
+	if got := st.PoolStat().AcquiredConns(); got != 0 {
+		t.Errorf("after the download %d connections are still held", got)
+	}
+}
+
+// The last allowed download ends its link and deletes its files while it
+// streams: what it opened reads to the end, on disk and in the shared
+// store alike, and the files are gone for the next one.
+func TestFilesOpenForADownloadOutliveRemove(t *testing.T) {
+	shared := func(t *testing.T) *Files {
+		url := pgtest.Shared(t).NewSchema(t)
+		st, err := store.OpenPostgresKey(context.Background(), store.PostgresOptions{URL: url}, bytes.Repeat([]byte{1}, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return &Files{Blobs: Shared{B: st.Blobs(store.BlobLinks)}}
+	}
+	for name, mk := range map[string]func(*testing.T) *Files{
+		"dir":    func(t *testing.T) *Files { f, _ := newFiles(t); return f },
+		"shared": shared,
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := mk(t)
+			key, _ := NewKey()
+			plain := make([][]byte, 3)
+			for i := range plain {
+				plain[i] = make([]byte, 2*chunkSize+i*1000)
+				rand.Read(plain[i])
+				if _, _, err := f.Put("lnk1", i, key, bytes.NewReader(plain[i])); err != nil {
+					t.Fatal(err)
+				}
+			}
+			open, err := f.Open(context.Background(), "lnk1", []int{0, 1, 2}, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := make([]byte, 100)
+			if _, err := io.ReadFull(open[0], first); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Remove("lnk1"); err != nil {
+				t.Fatal(err)
+			}
+			rest, err := io.ReadAll(open[0])
+			if err != nil || !bytes.Equal(append(first, rest...), plain[0]) {
+				t.Errorf("file 0 after Remove: %d bytes, %v", len(first)+len(rest), err)
+			}
+			for i := 1; i < 3; i++ {
+				got, err := io.ReadAll(open[i])
+				if err != nil || !bytes.Equal(got, plain[i]) {
+					t.Errorf("file %d after Remove: %d bytes, %v", i, len(got), err)
+				}
+			}
+			for _, o := range open {
+				o.Close()
+			}
+			if _, err := f.Open(context.Background(), "lnk1", []int{0}, key); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the next download: %v, want fs.ErrNotExist", err)
+			}
+		})
 	}
 }
