@@ -396,10 +396,16 @@ func connect(ctx context.Context, o PostgresOptions) (*pgxpool.Pool, error) {
 	if o.Password != "" {
 		cfg.ConnConfig.Password = o.Password
 	}
+	limit := o.Timeout
+	if limit <= 0 {
+		limit = DefaultTimeout
+	}
 	if !strings.Contains(o.URL, "connect_timeout") {
 		// A database host that does not answer is a 451 within seconds,
-		// not after the system's TCP timeout.
-		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+		// not after the system's TCP timeout. The TLS handshake comes
+		// before answerConn: the timeout bounds it, as answerConn does
+		// the rest.
+		cfg.ConnConfig.ConnectTimeout = min(10*time.Second, limit)
 	}
 	if !strings.Contains(o.URL, "pool_max_conns") {
 		// A download holds a connection while it streams.
@@ -410,10 +416,6 @@ func connect(ctx context.Context, o PostgresOptions) (*pgxpool.Pool, error) {
 		// SCRAM handshake, statements prepared on first use) would
 		// lengthen the window between the next hop's 250 and its record.
 		cfg.MinConns = 4
-	}
-	limit := o.Timeout
-	if limit <= 0 {
-		limit = DefaultTimeout
 	}
 	// A connection idle in the pool to a host that died (or behind a
 	// network that lost it) is noticed by TCP within half a minute, not

@@ -72,6 +72,7 @@ type answerConn struct {
 	mu       sync.Mutex
 	owed     int  // ReadyForQuery still to come
 	reading  bool // a Read is waiting
+	writing  bool // a Write is under way
 	quiet    bool // reads unbounded (long statements: see Postgres.inLongTx)
 	ours     bool // the read deadline in force is ours
 	pgxRead  time.Time
@@ -98,6 +99,19 @@ func (c *answerConn) armRead(now time.Time) {
 	default:
 		c.ours = false
 		c.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// armWrite sets the write deadline: pgx's, else limit from now while a
+// Write is under way. Called with mu held.
+func (c *answerConn) armWrite() {
+	switch {
+	case !c.pgxWrite.IsZero():
+		c.Conn.SetWriteDeadline(c.pgxWrite)
+	case c.writing:
+		c.Conn.SetWriteDeadline(time.Now().Add(c.limit))
+	default:
+		c.Conn.SetWriteDeadline(time.Time{})
 	}
 }
 
@@ -137,16 +151,14 @@ func (c *answerConn) Write(b []byte) (int, error) {
 			return done, c.dead
 		}
 		pgx := c.pgxWrite
-		if pgx.IsZero() {
-			c.Conn.SetWriteDeadline(time.Now().Add(c.limit))
-		} else {
-			c.Conn.SetWriteDeadline(pgx)
-		}
+		c.writing = true
+		c.armWrite()
 		c.mu.Unlock()
 
 		n, err := c.Conn.Write(chunk)
 
 		c.mu.Lock()
+		c.writing = false
 		c.sent.feed(chunk[:n], func(typ byte) {
 			switch typ {
 			case 0, 'Q', 'S', 'F': // startup, Query, Sync, FunctionCall
@@ -194,9 +206,9 @@ func (c *answerConn) SetDeadline(t time.Time) error {
 		c.ours = false
 		return c.Conn.SetDeadline(t)
 	}
-	err := c.Conn.SetWriteDeadline(time.Time{})
+	c.armWrite()
 	c.armRead(time.Now())
-	return err
+	return nil
 }
 
 func (c *answerConn) SetReadDeadline(t time.Time) error {
@@ -211,7 +223,8 @@ func (c *answerConn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.pgxWrite = t
-	return c.Conn.SetWriteDeadline(t)
+	c.armWrite()
+	return nil
 }
 
 // setQuiet lifts the bound on reads (on) or puts it back.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,36 @@ func returns(t *testing.T, what string, call func() error) error {
 	}
 }
 
+// overTLS runs test on a plain connection and on a TLS one: answerConn
+// sits above TLS and reads the protocol's frames there.
+func overTLS(t *testing.T, test func(t *testing.T, url string)) {
+	c := pgtest.Shared(t)
+	for _, encrypted := range []bool{false, true} {
+		name := "plain"
+		if encrypted {
+			name = "TLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			url := c.NewSchema(t)
+			if encrypted {
+				url = c.EnableTLS(t, url)
+			}
+			test(t, url)
+		})
+	}
+}
+
+// usesTLS fails t unless s's connections are encrypted as url asks.
+func usesTLS(t *testing.T, s *Postgres, url string) {
+	t.Helper()
+	var ssl bool
+	must(t, "pg_stat_ssl", s.pool.QueryRow(context.Background(),
+		`SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()`).Scan(&ssl))
+	if want := strings.Contains(url, "sslmode=require"); ssl != want {
+		t.Fatalf("the store's connection: ssl %v, want %v", ssl, want)
+	}
+}
+
 // Issue 14, adversarial review: with the database frozen behind a proxy
 // that keeps the connections open (packets dropped, the host hung), a
 // store call, even one made with context.WithoutCancel as the gateway
@@ -44,14 +75,15 @@ func returns(t *testing.T, what string, call func() error) error {
 // now, saying the database did not answer; so do the calls after it,
 // on fresh connections; once the database answers again the next call
 // works, on the same store.
-func TestPostgresFrozenDatabaseFailsCalls(t *testing.T) {
-	c := pgtest.Shared(t)
-	url := c.NewSchema(t)
-	proxy := c.Proxy(t)
+func TestPostgresFrozenDatabaseFailsCalls(t *testing.T) { overTLS(t, frozenDatabaseFailsCalls) }
+
+func frozenDatabaseFailsCalls(t *testing.T, url string) {
+	proxy := pgtest.Shared(t).Proxy(t)
 	s, err := OpenPostgresKey(context.Background(), PostgresOptions{URL: proxy.Via(url), Timeout: testTimeout}, testKey(1))
 	if err != nil {
 		t.Fatal(err)
 	}
+	usesTLS(t, s, url)
 	ctx := context.WithoutCancel(context.Background())
 	m := message("m", "k", "a@x.example")
 	must(t, "SaveMessage before the freeze", s.SaveMessage(ctx, m, job("j1")))
@@ -89,10 +121,11 @@ func TestPostgresFrozenDatabaseFailsCalls(t *testing.T) {
 // The LISTEN connection waits for notifications with nothing asked: a
 // quiet spell longer than the timeout must not cut it (a reconnect would
 // wake every scheduler, and lose what was said meanwhile).
-func TestPostgresListenOutlastsTheTimeout(t *testing.T) {
+func TestPostgresListenOutlastsTheTimeout(t *testing.T) { overTLS(t, listenOutlastsTheTimeout) }
+
+func listenOutlastsTheTimeout(t *testing.T, url string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	url := pgtest.Shared(t).NewSchema(t)
 	open := func(name string) *Postgres {
 		s, err := OpenPostgresKey(ctx, PostgresOptions{URL: url, Node: name, Timeout: testTimeout}, testKey(1))
 		if err != nil {
@@ -102,6 +135,7 @@ func TestPostgresListenOutlastsTheTimeout(t *testing.T) {
 		return s
 	}
 	a, b := open("a"), open("b")
+	usesTLS(t, a, url)
 	woken := make(chan struct{}, 100)
 	go a.Listen(ctx, map[string]func(){TopicJobs: func() { woken <- struct{}{} }})
 	select {
