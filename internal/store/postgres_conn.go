@@ -55,7 +55,8 @@ const writeChunk = 64 << 10
 // its last word; else the connection fails, pgx drops it, and onSilent
 // empties the pool (its other connections lead to the same database),
 // so the next call connects afresh. It sits above TLS (pgx's
-// AfterNetConnect), so it reads the protocol's message frames: a
+// AfterNetConnect; the connect timeout bounds the handshake before it),
+// so it reads the protocol's message frames: a
 // request that wants an answer (the startup, Query, Sync, FunctionCall)
 // is owed one ReadyForQuery. Only while one is owed is a read bounded:
 // a connection idle in the pool, pgx's background reader left waiting
