@@ -47,6 +47,13 @@ func startNodes(t *testing.T, n int, delay string, extra string) []*gwNode {
 
 func startNodesOn(t *testing.T, c *pgtest.Cluster, n int, delay string, extra string) []*gwNode {
 	t.Helper()
+	return startNodesVia(t, c, func(url string) string { return url }, n, delay, extra)
+}
+
+// startNodesVia is startNodesOn with the database's URL through via (a
+// proxy).
+func startNodesVia(t *testing.T, c *pgtest.Cluster, via func(string) string, n int, delay string, extra string) []*gwNode {
+	t.Helper()
 	db := c.NewDatabase(t)
 	shared := t.TempDir()
 	key := make([]byte, 32)
@@ -84,7 +91,7 @@ url = %q
 password_file = %q
 lease = "5s"
 %s`, filepath.Join(dir, "data"), nd.listen, nd.hop.Addr, delay, keyFile, nd.web, nd.web, nd.admin,
-			c.BareURL(db), pw, extra)
+			via(c.BareURL(db)), pw, extra)
 		if err := os.WriteFile(nd.config, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -530,6 +537,69 @@ func TestDatabaseDownIs451(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("the retry once the database is back: %v", err)
+	}
+	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || fromPostfix() != 2 {
+		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), fromPostfix())
+	}
+}
+
+// TestDatabaseFrozenIs451: the database does not refuse, it stops
+// answering (its host hung, the network drops packets: connections stay
+// open). Postfix must still get a 4xx in time, not a session that hangs
+// until its own timeout; nothing reaches the next hop; once the database
+// answers again, Postfix's retry goes through, zipped.
+func TestDatabaseFrozenIs451(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a real server on a PostgreSQL behind a proxy that freezes")
+	}
+	c := pgtest.Shared(t)
+	proxy := c.Proxy(t)
+	a := startNodesVia(t, c, proxy.Via, 1, "1h", `timeout = "1s"`+"\n")[0]
+	if err := sendTo(a.listen, "hanako@example.com", mailWithAttachment(1)); err != nil {
+		t.Fatalf("with the database answering: %v", err)
+	}
+	proxy.Freeze()
+	plain := "From: taro@example.jp\r\nTo: hanako@example.com\r\nSubject: no files\r\n\r\nhello\r\n"
+	for _, m := range []struct{ name, msg string }{{"with an attachment", mailWithAttachment(2)}, {"without", plain}} {
+		done := make(chan error, 1)
+		go func() { done <- sendTo(a.listen, "hanako@example.com", m.msg) }()
+		select {
+		case err := <-done:
+			var se *smtp.SMTPError
+			if !errors.As(err, &se) || se.Code/100 != 4 {
+				t.Errorf("a message %s, the database frozen: %v, want a 4xx", m.name, err)
+			} else {
+				t.Logf("a message %s, the database frozen: %d %v %s", m.name, se.Code, se.EnhancedCode, se.Message)
+			}
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("a message %s: no answer 2 minutes after the database froze (store.timeout 1s): Postfix would time out", m.name)
+		}
+	}
+	fromPostfix := func() int {
+		n := 0
+		for _, m := range a.hop.Messages() {
+			if !strings.Contains(string(m.Data), "X-Zipgate: notice;") {
+				n++
+			}
+		}
+		return n
+	}
+	if n := fromPostfix(); n != 1 {
+		t.Errorf("the next hop got %d messages, want only the one from before the freeze", n)
+	}
+	if code, body := get(t, http.DefaultClient, "http://"+a.web+"/healthz"); code != 503 || !strings.Contains(body, "store unavailable") {
+		t.Errorf("/healthz with the database frozen: %d %q", code, body)
+	}
+
+	proxy.Thaw()
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if err = sendTo(a.listen, "hanako@example.com", mailWithAttachment(2)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("the retry once the database answers again: %v", err)
 	}
 	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || fromPostfix() != 2 {
 		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), fromPostfix())

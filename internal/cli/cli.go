@@ -434,7 +434,7 @@ func openShared(cfg config.Config, existing bool, node string) (*store.Postgres,
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	return store.OpenPostgres(ctx, store.PostgresOptions{URL: cfg.Store.URL, Password: pw, Lease: cfg.Store.Lease.D(),
-		Existing: existing, Node: node}, cfg.KeyFile())
+		Timeout: cfg.Store.Timeout.D(), Existing: existing, Node: node}, cfg.KeyFile())
 }
 
 // nodeName is the name of the node serving dataDir in the shared

@@ -65,6 +65,10 @@ type Store struct {
 	// download link) holds unless the node renews it; a node that died
 	// has its claims taken over by another node once it runs out.
 	Lease Duration `toml:"lease"`
+	// Timeout: a database that, asked, says nothing for this long
+	// counts as down: the call fails (Postfix gets 451) and the
+	// connection is dropped, whatever waited on it.
+	Timeout Duration `toml:"timeout"`
 }
 
 // Shared reports whether the store is PostgreSQL, shared by nodes.
@@ -354,7 +358,7 @@ func Defaults() Config {
 			TrustedProxies: []string{}},
 		Admin: Admin{Listen: "127.0.0.1:8026", SessionTimeout: Duration(8 * time.Hour)},
 		Audit: Audit{Retention: Duration(365 * 24 * time.Hour)},
-		Store: Store{Lease: Duration(30 * time.Second)},
+		Store: Store{Lease: Duration(30 * time.Second), Timeout: Duration(20 * time.Second)},
 	}
 }
 
@@ -701,6 +705,9 @@ func checkStore(p *Problems, s Store) {
 	}
 	if s.Lease.D() < 5*time.Second || s.Lease.D() > time.Hour {
 		p.add("store.lease: %s is not between 5s and 1h", s.Lease.D())
+	}
+	if s.Timeout.D() < time.Second || s.Timeout.D() > 10*time.Minute {
+		p.add("store.timeout: %s is not between 1s and 10m", s.Timeout.D())
 	}
 }
 

@@ -402,6 +402,7 @@ func TestStoreSection(t *testing.T) {
 url = "postgres://zipgate@db.example/zipgate?sslmode=verify-full"
 password_file = "`+pw+`"
 lease = "45s"
+timeout = "5s"
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +410,7 @@ lease = "45s"
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if !c.Store.Shared() || c.Store.Lease.D() != 45*time.Second {
+	if !c.Store.Shared() || c.Store.Lease.D() != 45*time.Second || c.Store.Timeout.D() != 5*time.Second {
 		t.Errorf("store = %+v", c.Store)
 	}
 	if got, err := c.Store.ReadPassword(); err != nil || got != "s3cret-Pw" {
@@ -426,7 +427,7 @@ lease = "45s"
 	if err == nil {
 		t.Fatal("a bad [store] passed")
 	}
-	for _, want := range []string{"store.url", "not a postgres:// URL", "store.password_file", "store.lease"} {
+	for _, want := range []string{"store.url", "not a postgres:// URL", "store.password_file", "store.lease", "store.timeout"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("problems %q do not say %q", err, want)
 		}

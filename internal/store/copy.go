@@ -45,6 +45,11 @@ func CopyToPostgres(ctx context.Context, src *SQLite, dst *Postgres, files BlobS
 		return out, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	// Each statement of the copy is held to the store's timeout
+	// (answerConn), and none needs longer: the lock waits only for the
+	// short transactions of nodes that should not be running; COPY's
+	// answer comes once its rows are in, and the rows going out keep the
+	// wait for it alive; each chunk of a file is an INSERT of its own.
 	// No other zipgate may write while the copy runs.
 	if _, err := tx.Exec(ctx, `LOCK TABLE `+strings.Join(copyTables, ", ")+`, blob_files, blob_chunks IN EXCLUSIVE MODE`); err != nil {
 		return out, err

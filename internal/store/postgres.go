@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -285,6 +287,9 @@ type PostgresOptions struct {
 	// Existing refuses a database zipgate never used (ErrNoStore): the
 	// admin commands never make a store.
 	Existing bool
+	// Timeout is how long the database may keep silent when asked
+	// before it counts as down (0: DefaultTimeout); see answerConn.
+	Timeout time.Duration
 }
 
 // ErrNoStore: the database holds no zipgate store.
@@ -393,10 +398,16 @@ func connect(ctx context.Context, o PostgresOptions) (*pgxpool.Pool, error) {
 	if o.Password != "" {
 		cfg.ConnConfig.Password = o.Password
 	}
+	limit := o.Timeout
+	if limit <= 0 {
+		limit = DefaultTimeout
+	}
 	if !strings.Contains(o.URL, "connect_timeout") {
 		// A database host that does not answer is a 451 within seconds,
-		// not after the system's TCP timeout.
-		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+		// not after the system's TCP timeout. The TLS handshake comes
+		// before answerConn: the timeout bounds it, as answerConn does
+		// the rest.
+		cfg.ConnConfig.ConnectTimeout = min(10*time.Second, limit)
 	}
 	if !strings.Contains(o.URL, "pool_max_conns") {
 		// A download holds a connection while it streams.
@@ -408,10 +419,25 @@ func connect(ctx context.Context, o PostgresOptions) (*pgxpool.Pool, error) {
 		// lengthen the window between the next hop's 250 and its record.
 		cfg.MinConns = 4
 	}
+	// A connection idle in the pool to a host that died (or behind a
+	// network that lost it) is noticed by TCP within half a minute, not
+	// the two hours of the system's default, nor pgx's 5 minutes.
+	dialer := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{Enable: true,
+		Idle: 15 * time.Second, Interval: 5 * time.Second, Count: 3}}
+	cfg.ConnConfig.DialFunc = dialer.DialContext
+	var made atomic.Pointer[pgxpool.Pool]
+	cfg.ConnConfig.AfterNetConnect = func(_ context.Context, _ *pgconn.Config, c net.Conn) (net.Conn, error) {
+		return newAnswerConn(c, limit, func() {
+			if pool := made.Load(); pool != nil {
+				pool.Reset()
+			}
+		}), nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", redact(o.URL), err)
 	}
+	made.Store(pool)
 	return pool, nil
 }
 
@@ -455,34 +481,36 @@ func (p *Postgres) init(ctx context.Context, o PostgresOptions, key []byte) erro
 // Node is the name of this node in the leases.
 func (p *Postgres) Node() string { return p.node }
 
+// migrate runs in a long transaction: a node that starts while another
+// migrates waits for the lock as long as that one's migrations run, and
+// a migration may rewrite a big table; neither is the database being
+// down. Nothing waits on it but this node's start (serve gives it a
+// minute; Postfix meanwhile finds nothing listening and defers).
 func (p *Postgres) migrate(ctx context.Context) error {
-	tx, err := p.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback(ctx)
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, pgMigrationLock); err != nil {
-		return err
-	}
-	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)`); err != nil {
-		return err
-	}
-	var v int
-	if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
-		return err
-	}
-	if v > len(pgMigrations) {
-		return fmt.Errorf("database schema %d is newer than this zipgate (%d)", v, len(pgMigrations))
-	}
-	for ; v < len(pgMigrations); v++ {
-		if _, err := tx.Exec(ctx, pgMigrations[v]); err != nil {
-			return fmt.Errorf("migration %d: %w", v+1, err)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
+	return p.inLongTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, pgMigrationLock); err != nil {
 			return err
 		}
-	}
-	return tx.Commit(ctx)
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)`); err != nil {
+			return err
+		}
+		var v int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&v); err != nil {
+			return err
+		}
+		if v > len(pgMigrations) {
+			return fmt.Errorf("database schema %d is newer than this zipgate (%d)", v, len(pgMigrations))
+		}
+		for ; v < len(pgMigrations); v++ {
+			if _, err := tx.Exec(ctx, pgMigrations[v]); err != nil {
+				return fmt.Errorf("migration %d: %w", v+1, err)
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO schema_version (version) VALUES ($1)`, v+1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 func (p *Postgres) Close() error {
@@ -566,6 +594,32 @@ func (p *Postgres) exec(ctx context.Context, db pgdb, q string, args ...any) (in
 // inTx runs fn in a transaction and commits it when fn succeeds.
 func (p *Postgres) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	tx, err := p.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// inLongTx is inTx on a connection whose reads have no bound (see
+// answerConn): for the few statements that may legitimately keep the
+// database silent longer than the timeout (lock waits, big deletes).
+// Nothing on the mail's path may use it. What bounds it instead: ctx,
+// TCP keepalive against a host that is gone, and the bound on writes.
+func (p *Postgres) inLongTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	c, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if ac := answerConnOf(c); ac != nil {
+		ac.setQuiet(true)
+		defer ac.setQuiet(false)
+	}
+	tx, err := c.Begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -686,7 +740,9 @@ func (p *Postgres) listenOnce(ctx context.Context, wake map[string]func(), conne
 	}
 	for {
 		// A connection that died quietly (a network cut) would wait
-		// forever: ping it when nothing came for a minute.
+		// forever: ping it when nothing came for a minute. The wait is
+		// not bounded by the store's timeout (nothing was asked), the
+		// ping is (see answerConn).
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
 		n, err := conn.WaitForNotification(wctx)
 		idle := wctx.Err() != nil && ctx.Err() == nil

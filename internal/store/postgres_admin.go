@@ -161,9 +161,10 @@ func (p *Postgres) RecordMessage(ctx context.Context, m *Message, files []File, 
 // ilike is the conditions of a search in PostgreSQL's words.
 func ilike(s string) string { return strings.ReplaceAll(s, " LIKE ", " ILIKE ") }
 
+// PurgeAudit: a long transaction, as Purge.
 func (p *Postgres) PurgeAudit(ctx context.Context, before time.Time) (int, error) {
 	var n int64
-	err := p.inTx(ctx, func(tx pgx.Tx) error {
+	err := p.inLongTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		if n, err = p.exec(ctx, tx, `DELETE FROM events WHERE at < ?`, ms(before)); err != nil {
 			return err

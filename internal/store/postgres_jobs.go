@@ -174,9 +174,12 @@ func (p *Postgres) MarkConfirmSent(ctx context.Context, id string) error {
 	return err
 }
 
+// Purge may delete a great many rows at once (the first purge of a big
+// store, a shorter retention): a long transaction (inLongTx). Only the
+// scheduler's hourly pass waits on it, never a message.
 func (p *Postgres) Purge(ctx context.Context, before time.Time) (int, error) {
 	var n int64
-	err := p.inTx(ctx, func(tx pgx.Tx) error {
+	err := p.inLongTx(ctx, func(tx pgx.Tx) error {
 		var err error
 		n, err = p.exec(ctx, tx, `DELETE FROM jobs WHERE (finished_at > 0 AND finished_at < ?)
 			OR (state = 'pending' AND created_at < ?)`, ms(before), ms(before))
