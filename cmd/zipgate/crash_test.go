@@ -24,9 +24,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("ZIPGATE_RUN_MAIN") == "1" {
 		os.Exit(cli.Run(os.Args[1:], os.Stdout, os.Stderr))
 	}
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
+	pgtest.Main(m)
 }
 
 func freeAddr(t *testing.T) string {

@@ -485,6 +485,18 @@ func TestNodeKilledWhileSendingAPassword(t *testing.T) {
 	}
 }
 
+// fromPostfix counts what a next hop got that Postfix sent through the
+// node: what the node mails itself (sender notices) is not.
+func fromPostfix(hop *mailtest.NextHop) int {
+	n := 0
+	for _, m := range hop.Messages() {
+		if !strings.Contains(string(m.Data), "X-Zipgate: notice;") {
+			n++
+		}
+	}
+	return n
+}
+
 // TestDatabaseDownIs451: with the database gone, every message gets 451
 // (Postfix keeps it), with attachments or without, and nothing reaches
 // the next hop, in the clear or at all; /healthz says why. Once the
@@ -507,18 +519,7 @@ func TestDatabaseDownIs451(t *testing.T) {
 			t.Errorf("a message %s, the database down: %v, want 451", name, err)
 		}
 	}
-	// What the node mails itself (the sender notice of the first message)
-	// is not Postfix's mail.
-	fromPostfix := func() int {
-		n := 0
-		for _, m := range a.hop.Messages() {
-			if !strings.Contains(string(m.Data), "X-Zipgate: notice;") {
-				n++
-			}
-		}
-		return n
-	}
-	if n := fromPostfix(); n != 1 {
+	if n := fromPostfix(a.hop); n != 1 {
 		t.Errorf("the next hop got %d messages, want only the one from before the stop", n)
 	}
 	if code, body := get(t, http.DefaultClient, "http://"+a.web+"/healthz"); code != 503 || !strings.Contains(body, "store unavailable") {
@@ -538,8 +539,8 @@ func TestDatabaseDownIs451(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the retry once the database is back: %v", err)
 	}
-	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || fromPostfix() != 2 {
-		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), fromPostfix())
+	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || fromPostfix(a.hop) != 2 {
+		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), fromPostfix(a.hop))
 	}
 }
 
@@ -575,16 +576,7 @@ func TestDatabaseFrozenIs451(t *testing.T) {
 			t.Fatalf("a message %s: no answer 2 minutes after the database froze (store.timeout 1s): Postfix would time out", m.name)
 		}
 	}
-	fromPostfix := func() int {
-		n := 0
-		for _, m := range a.hop.Messages() {
-			if !strings.Contains(string(m.Data), "X-Zipgate: notice;") {
-				n++
-			}
-		}
-		return n
-	}
-	if n := fromPostfix(); n != 1 {
+	if n := fromPostfix(a.hop); n != 1 {
 		t.Errorf("the next hop got %d messages, want only the one from before the freeze", n)
 	}
 	if code, body := get(t, http.DefaultClient, "http://"+a.web+"/healthz"); code != 503 || !strings.Contains(body, "store unavailable") {
@@ -601,7 +593,7 @@ func TestDatabaseFrozenIs451(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the retry once the database answers again: %v", err)
 	}
-	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || fromPostfix() != 2 {
-		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), fromPostfix())
+	if enc := mails(t, a.hop, "encrypted"); len(enc) != 2 || fromPostfix(a.hop) != 2 {
+		t.Errorf("after the retry: %d zipped of %d messages at the next hop, want 2 of 2", len(enc), fromPostfix(a.hop))
 	}
 }

@@ -10,11 +10,7 @@ import (
 	"github.com/zipgate/zipgate/internal/pgtest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // sharedConfig writes the configuration of a node on a fresh PostgreSQL
 // database: store.url without the password, which is in password_file;

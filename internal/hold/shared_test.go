@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +18,7 @@ import (
 	"github.com/zipgate/zipgate/internal/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // With a store several nodes share, a message one node held is read by
 // another (which sends it after the first died), whole, through a spool

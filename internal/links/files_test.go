@@ -20,11 +20,7 @@ import (
 	"github.com/zipgate/zipgate/internal/store"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func newFiles(t *testing.T) (*Files, string) {
 	t.Helper()

@@ -107,6 +107,14 @@ func StopShared() {
 	}
 }
 
+// Main runs a package's tests and then stops the shared cluster: a
+// package whose tests use Shared calls it from its TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	StopShared()
+	os.Exit(code)
+}
+
 // Start starts a cluster of t's own (for a test that stops and starts the
 // database, or a benchmark), durable as PostgreSQL ships (fsync on,
 // where the shared one saves the time); it goes at t's end.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -14,11 +13,7 @@ import (
 // other does too. What only several nodes can do (leases, taking over a
 // dead node's work) is tested on PostgreSQL in postgres_test.go.
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	pgtest.StopShared()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // backend opens stores of one kind for the tests.
 type backend struct {
