@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/zipgate/zipgate/internal/cli"
+	"github.com/zipgate/zipgate/internal/loopback"
 	"github.com/zipgate/zipgate/internal/mailtest"
 	"github.com/zipgate/zipgate/internal/pgtest"
 )
@@ -29,12 +30,11 @@ func TestMain(m *testing.M) {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := loopback.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // startZipgate runs the real program and waits until it takes mail.
