@@ -71,11 +71,13 @@ type answerConn struct {
 	onSilent func()
 
 	mu       sync.Mutex
-	owed     int  // ReadyForQuery still to come
-	reading  bool // a Read is waiting
-	writing  bool // a Write is under way
-	quiet    bool // reads unbounded (long statements: see Postgres.inLongTx)
-	ours     bool // the read deadline in force is ours
+	owed     int       // ReadyForQuery still to come
+	reading  bool      // a Read is waiting
+	writing  bool      // a Write is under way
+	quiet    bool      // reads unbounded (long statements: see Postgres.inLongTx)
+	ours     bool      // the read deadline in force is ours
+	ourRead  time.Time // ours, when it is
+	ourWrite time.Time // the write deadline ours was last armed to
 	pgxRead  time.Time
 	pgxWrite time.Time
 	sent     framer
@@ -95,8 +97,8 @@ func (c *answerConn) armRead(now time.Time) {
 		c.ours = false
 		c.Conn.SetReadDeadline(c.pgxRead)
 	case c.owed > 0 && !c.quiet:
-		c.ours = true
-		c.Conn.SetReadDeadline(now.Add(c.limit))
+		c.ours, c.ourRead = true, now.Add(c.limit)
+		c.Conn.SetReadDeadline(c.ourRead)
 	default:
 		c.ours = false
 		c.Conn.SetReadDeadline(time.Time{})
@@ -110,7 +112,8 @@ func (c *answerConn) armWrite() {
 	case !c.pgxWrite.IsZero():
 		c.Conn.SetWriteDeadline(c.pgxWrite)
 	case c.writing:
-		c.Conn.SetWriteDeadline(time.Now().Add(c.limit))
+		c.ourWrite = time.Now().Add(c.limit)
+		c.Conn.SetWriteDeadline(c.ourWrite)
 	default:
 		c.Conn.SetWriteDeadline(time.Time{})
 	}
@@ -136,7 +139,10 @@ func (c *answerConn) Read(b []byte) (int, error) {
 			c.owed--
 		}
 	})
-	if err != nil && c.ours && c.pgxRead.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && c.ours && c.pgxRead.IsZero() && !time.Now().Before(c.ourRead) {
+		// Ours ran out. (A deadline pgx set to cancel, and cleared
+		// before this read took the lock, re-armed ours: then it is not
+		// silence, and the error is pgx's to handle.)
 		return n, c.silent()
 	}
 	return n, err
@@ -173,7 +179,7 @@ func (c *answerConn) Write(b []byte) (int, error) {
 		if c.reading && n > 0 {
 			c.armRead(time.Now())
 		}
-		if err != nil && pgx.IsZero() && c.pgxWrite.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && pgx.IsZero() && c.pgxWrite.IsZero() && !time.Now().Before(c.ourWrite) {
 			err = c.silent()
 		}
 		c.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"math/rand/v2"
+	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +236,57 @@ func TestFramerCountsMessages(t *testing.T) {
 		if string(got) != string(want) {
 			t.Errorf("%s: messages %q, want %q", name, got, want)
 		}
+	}
+}
+
+// A deadline pgx sets to cancel a call, and clears before the read it
+// cut takes the lock, re-arms the bound: that read's error is pgx's
+// cancel, not the database's silence, and the connection lives on.
+func TestCanceledReadIsNotSilence(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	raw, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	server := <-accepted
+	defer server.Close()
+
+	silenced := false
+	c := newAnswerConn(raw, time.Hour, func() { silenced = true })
+	c.sent.untyped = false
+	if _, err := c.Write([]byte{'Q', 0, 0, 0, 5, 0}); err != nil { // a question: an answer is owed
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 16))
+		read <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the read waits on the socket
+	c.mu.Lock()                       // and, once that fails, on this lock
+	// pgx cancels: a deadline in the past cuts the read...
+	c.pgxRead, c.pgxWrite = time.Unix(1, 0), time.Unix(1, 0)
+	c.Conn.SetDeadline(time.Unix(1, 0))
+	time.Sleep(50 * time.Millisecond) // the socket read returns (and waits for mu)
+	// ...and clears it before the read takes the lock: ours again.
+	c.pgxRead, c.pgxWrite = time.Time{}, time.Time{}
+	c.armRead(time.Now())
+	c.mu.Unlock()
+	err = <-read
+	if errors.Is(err, ErrNoAnswer) || c.dead != nil || silenced {
+		t.Fatalf("a read pgx canceled counted as the database's silence: %v", err)
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the read: %v, want pgx's deadline error", err)
 	}
 }
