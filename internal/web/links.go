@@ -72,7 +72,6 @@ const (
 	codeLife       = 10 * time.Minute
 	sessionLife    = time.Hour
 	cookieName     = "zipgate_link"
-	busyRetry      = time.Minute // Retry-After of a download refused as busy
 )
 
 func (s *Server) routeLinks() {
@@ -584,19 +583,11 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, back, item str
 		w.WriteHeader(http.StatusOK)
 		return nil, nil, false
 	}
-	// Every file is opened before the download counts: the last allowed
-	// one ends the link and deletes the files, but what is open stays
-	// readable to the end. With the shared store that is one snapshot
-	// (one connection) per download, and the node keeps a few: when all
-	// are taken, the recipient is asked to come back rather than left
-	// waiting, and nothing is counted.
+	// Every file is opened before the download counts. The last allowed
+	// download ends the link; its files stay (on disk and in the shared
+	// store) for links.FilesGrace after the end, so it reads to its end.
 	open, err := s.Links.Files.Open(ctx, l.ID, files, l.FileKey)
 	switch {
-	case errors.Is(err, store.ErrBusy):
-		s.log.Warn("download link: busy, every download slot of this node in use", "id", l.ID, "client", s.client(r))
-		w.Header().Set("Retry-After", strconv.Itoa(int(busyRetry/time.Second)))
-		s.renderLink(w, r, l, token, &msgBusy)
-		return nil, nil, false
 	case err != nil && ctx.Err() != nil:
 		s.log.Info("download link: the client left before its download began", "id", l.ID, "client", s.client(r))
 		return nil, nil, false
@@ -831,8 +822,6 @@ var (
 		"A code is on its way by mail (if the address is one this mail went to). It works for 10 minutes."}, http.StatusOK}
 	msgCodeNotSent = note{bi{"確認コードを送れませんでした。しばらくしてからもう一度お試しください。",
 		"The code could not be sent. Please try again in a moment."}, http.StatusServiceUnavailable}
-	msgBusy = note{bi{"ただいま混み合っていて、ダウンロードを始められませんでした。1 分ほど待ってから、もう一度お試しください。",
-		"The server is busy, so the download could not start. Please try again in a minute."}, http.StatusServiceUnavailable}
 )
 
 // linkStatus is the download link on the sender's page.
