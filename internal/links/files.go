@@ -1,9 +1,10 @@
 // Package links keeps the files of download links (policy action link):
 // the attachments of a linked copy stay on the gateway, each encrypted
 // with its message's own key (sealed in the store like the passwords),
-// until the link ends. Its scheduler ends links at their expiry (and at
-// release.retention at the latest), deletes the files of ended ones, and
-// mails the sender when a link is first used or locked.
+// until the link ends (and FilesGrace after). Its scheduler ends links
+// at their expiry (and at release.retention at the latest), deletes the
+// files of ended ones, and mails the sender when a link is first used or
+// locked.
 package links
 
 import (

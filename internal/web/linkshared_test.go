@@ -21,8 +21,11 @@ import (
 	aeszip "github.com/alexmullins/zip"
 
 	dl "github.com/zipgate/zipgate/internal/links"
+	"github.com/zipgate/zipgate/internal/mailtest"
+	"github.com/zipgate/zipgate/internal/notice"
 	"github.com/zipgate/zipgate/internal/pgtest"
 	"github.com/zipgate/zipgate/internal/policy"
+	"github.com/zipgate/zipgate/internal/relay"
 	"github.com/zipgate/zipgate/internal/release"
 	"github.com/zipgate/zipgate/internal/store"
 )
@@ -75,6 +78,12 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 // returns its page token and password.
 func (r *sharedRig) link(t *testing.T, id string, files [][]byte) (string, string) {
 	t.Helper()
+	return r.linkMax(t, id, files, 0)
+}
+
+// linkMax is link with at most max downloads (0: no limit).
+func (r *sharedRig) linkMax(t *testing.T, id string, files [][]byte, max int) (string, string) {
+	t.Helper()
 	ctx, now := context.Background(), time.Now()
 	key, err := dl.NewKey()
 	if err != nil {
@@ -96,7 +105,7 @@ func (r *sharedRig) link(t *testing.T, id string, files [][]byte) (string, strin
 	}
 	j.Link = &store.Link{ID: id, Message: j.Message, Key: j.Key, Auth: policy.AuthPassword, Sender: j.Sender, Rcpts: j.Rcpts,
 		Subject: j.Subject, ZipName: j.ZipName, Files: j.Files, FileKey: key, Password: j.Password, Token: token,
-		TokenHash: hash, CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour)}
+		TokenHash: hash, CreatedAt: now, ExpiresAt: now.Add(24 * time.Hour), MaxDownloads: max}
 	if err := r.st.SaveMessage(ctx, r.message(j), j); err != nil {
 		t.Fatal(err)
 	}
@@ -310,6 +319,92 @@ func TestPoolOfOneServesADownload(t *testing.T) {
 	}
 	if n := r.downloads(t, "lnkone"); n != 1 {
 		t.Errorf("%d downloads counted, want 1", n)
+	}
+}
+
+// A download reads to its end although the link ended while it
+// streamed (the last allowed download, begun after it and finished
+// first, used the link up) and the links scheduler made a pass
+// meanwhile: the files of an ended link stay for links.FilesGrace, and
+// the scheduler wakes at the end of it, not before; a pass then deletes
+// them.
+func TestDownloadInFlightReadsToItsEndWhenTheLinkEnds(t *testing.T) {
+	r := startShared(t, 2)
+	files := randomFiles(3, 1<<20)
+	token, pw := r.linkMax(t, "lnklast", files, 2)
+	c := r.browser(t, token, pw)
+	hop := mailtest.StartNextHop(t)
+	tmpl, err := notice.Load(notice.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sched := dl.NewScheduler(r.st, r.fs, &relay.Client{Addr: hop.Addr, HeloName: "zipgate.test", Timeout: 10 * time.Second},
+		tmpl, slog.New(slog.NewTextHandler(tlog{t}, nil)))
+
+	var inFlight []*http.Response
+	for i := range 2 {
+		res, err := c.Get(r.ts.URL + "/d/" + token + "/all")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("download %d: %d", i, res.StatusCode)
+		}
+		inFlight = append(inFlight, res)
+	}
+	// The last allowed one ends first; that uses the link up.
+	if _, err := io.ReadAll(inFlight[1].Body); err != nil {
+		t.Fatal(err)
+	}
+	var l *store.Link
+	r.eventually(t, "the link used up", func() bool {
+		l, err = r.st.GetLink(context.Background(), "lnklast")
+		return err == nil && l.State == store.LinkUsedUp
+	})
+	next, err := sched.RunOnce(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := l.EndedAt.Add(dl.FilesGrace); !next.Equal(want) {
+		t.Errorf("the scheduler's next pass after the end: %v, want the end and the grace, %v", next, want)
+	}
+	if list, _ := r.fs.Blobs.List(); len(list) != 1 {
+		t.Errorf("files kept after a pass right after the end: %v", list)
+	}
+
+	// The first download, still in flight, reads to its end.
+	zipData, err := io.ReadAll(inFlight[0].Body)
+	if err != nil {
+		t.Fatalf("a download in flight when the link ended: %v after %d bytes", err, len(zipData))
+	}
+	zr, err := aeszip.NewReader(bytes.NewReader(zipData), int64(len(zipData)))
+	if err != nil || len(zr.File) != len(files) {
+		t.Fatalf("the zip of a download in flight when the link ended: %v", err)
+	}
+	for i, f := range zr.File {
+		f.SetPassword(pw)
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(got, files[i]) {
+			t.Errorf("entry %d of the download in flight: %d bytes, %v", i, len(got), err)
+		}
+	}
+
+	// A grace after the end, a pass deletes them.
+	sched.Now = func() time.Time { return l.EndedAt.Add(dl.FilesGrace) }
+	if _, err := sched.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := r.fs.Blobs.List(); len(list) != 0 {
+		t.Errorf("files left a grace after the end: %v", list)
+	}
+	if l, _ := r.st.GetLink(context.Background(), "lnklast"); !l.FilesGone {
+		t.Errorf("the link's files are not marked gone")
 	}
 }
 
