@@ -583,10 +583,23 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, back, item str
 		w.WriteHeader(http.StatusOK)
 		return nil, nil, false
 	}
-	// Every file is opened before the download counts. The last allowed
-	// download ends the link; its files stay (on disk and in the shared
-	// store) for links.FilesGrace after the end, so it reads to its end.
+	// Every file is opened before the download counts. When the link
+	// ends meanwhile (the last allowed download, its expiry, a take
+	// back), its files stay for links.FilesGrace, so what is in flight
+	// reads to its end. The first file also shows it opens (its header
+	// and first chunk decrypt with the link's key) before anything is
+	// counted: a damaged file is the error page, not an empty download.
 	open, err := s.Links.Files.Open(ctx, l.ID, files, l.FileKey)
+	if err == nil && len(open) > 0 {
+		var first io.ReadCloser
+		if first, err = peek(open[0]); err == nil {
+			open[0] = first
+		} else {
+			for _, f := range open {
+				f.Close()
+			}
+		}
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		s.log.Info("download link: the client left before its download began", "id", l.ID, "client", s.client(r))
@@ -618,6 +631,32 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, back, item str
 		s.Links.Wake() // the first download: the sender is told
 	}
 	return cur, open, true
+}
+
+// peek reads the first byte of f, so a file that does not open fails
+// before its download is counted; the byte is read again first. An empty
+// file is no error.
+func peek(f io.ReadCloser) (io.ReadCloser, error) {
+	var b [1]byte
+	n, err := io.ReadFull(f, b[:])
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return &peeked{head: b[:n], ReadCloser: f}, nil
+}
+
+type peeked struct {
+	head []byte
+	io.ReadCloser
+}
+
+func (p *peeked) Read(b []byte) (int, error) {
+	if len(p.head) > 0 && len(b) > 0 {
+		n := copy(b, p.head)
+		p.head = p.head[n:]
+		return n, nil
+	}
+	return p.ReadCloser.Read(b)
 }
 
 // usedUp ends a link whose last allowed download was made.

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -405,6 +406,43 @@ func TestDownloadInFlightReadsToItsEndWhenTheLinkEnds(t *testing.T) {
 	}
 	if l, _ := r.st.GetLink(context.Background(), "lnklast"); !l.FilesGone {
 		t.Errorf("the link's files are not marked gone")
+	}
+}
+
+// Review 14b, F4: a file that does not open (here its stored header is
+// not zipgate's; a wrong key is the same) is the error page, for the
+// file and for the zip, and no download is counted: the link's one
+// allowed download is not used up by it. An empty file downloads.
+func TestDamagedFileIsNotCounted(t *testing.T) {
+	r := startShared(t, 10)
+	token, pw := r.linkMax(t, "lnkbad", [][]byte{randomFiles(1, 1000)[0], {}}, 1)
+	if err := r.st.Blobs(store.BlobLinks).Put(context.Background(), "lnkbad", 0, strings.NewReader("not a file of zipgate")); err != nil {
+		t.Fatal(err)
+	}
+	c := r.browser(t, token, pw)
+	for _, path := range []string{"/f/0", "/all"} {
+		res, err := c.Get(r.ts.URL + "/d/" + token + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), "Something went wrong") {
+			t.Errorf("%s of a damaged file: %d with %d bytes (%s); want the error page",
+				path, res.StatusCode, len(body), res.Header.Get("Content-Type"))
+		}
+		if n := r.downloads(t, "lnkbad"); n != 0 {
+			t.Fatalf("%s of a damaged file: %d download(s) counted, want none", path, n)
+		}
+	}
+	res, err := c.Get(r.ts.URL + "/d/" + token + "/f/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(body) != 0 || r.downloads(t, "lnkbad") != 1 {
+		t.Errorf("an empty file: %d with %d bytes, %d download(s) counted", res.StatusCode, len(body), r.downloads(t, "lnkbad"))
 	}
 }
 
