@@ -85,6 +85,15 @@ func (r *linkRig) runLinks(t *testing.T) {
 	}
 }
 
+// runLinksAfterGrace runs the links scheduler once the files of a link
+// ended now may go (links.FilesGrace later).
+func (r *linkRig) runLinksAfterGrace(t *testing.T) {
+	t.Helper()
+	r.runLinks(t)
+	r.ahead += links.FilesGrace
+	r.runLinks(t)
+}
+
 // browser is a recipient's browser: cookies kept, redirects shown.
 type browser struct {
 	t *testing.T
@@ -362,7 +371,7 @@ func TestDownloadLinkFromMailToFileAndTakenBack(t *testing.T) {
 	if resp, _ := b.get(link + "/f/0"); resp.StatusCode != http.StatusGone {
 		t.Fatalf("a file after take back: %d", resp.StatusCode)
 	}
-	r.runLinks(t)
+	r.runLinksAfterGrace(t)
 	if n := filesOnDisk(t, r.dir); n != 0 {
 		t.Fatalf("%d files left on disk after take back", n)
 	}
@@ -413,7 +422,7 @@ func TestDownloadLinkEnds(t *testing.T) {
 		if resp, _ := b.get(link + "/all"); resp.StatusCode != http.StatusGone {
 			t.Fatalf("zip after the end: %d", resp.StatusCode)
 		}
-		r.runLinks(t)
+		r.runLinksAfterGrace(t)
 		if n := filesOnDisk(t, r.dir); n != 0 {
 			t.Fatalf("%d files left on disk after the end", n)
 		}
@@ -630,7 +639,7 @@ func TestRetryAfterTakeBackDoesNotSendTheLink(t *testing.T) {
 	if pws := byKind(r.hop.Messages())["password"]; len(pws) != 0 {
 		t.Fatalf("a password went for a link taken back")
 	}
-	r.runLinks(t)
+	r.runLinksAfterGrace(t)
 	if n := filesOnDisk(t, r.dir); n != 0 {
 		t.Fatalf("%d files left of a link taken back", n)
 	}
@@ -699,7 +708,7 @@ func TestUsedUpLinkEndedAfterARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.runLinks(t) // the first pass of a started scheduler
-	r.runLinks(t)
+	r.runLinksAfterGrace(t)
 	if l = r.only(t); l.State != store.LinkUsedUp || len(l.FileKey) != 0 {
 		t.Fatalf("after a restart the used-up link is %s (key kept: %v)", l.State, len(l.FileKey) != 0)
 	}

@@ -103,9 +103,8 @@ func (d *Dir) sync() error {
 }
 
 // Open returns the message of id as a spool (Close leaves the file). A
-// shared message is copied out of the store in one of the node's
-// snapshot slots, waited for while ctx lasts (store.ErrBusy when they
-// stay taken); a missing one is fs.ErrNotExist.
+// shared message is copied out of the store with ctx; a missing one is
+// fs.ErrNotExist.
 func (d *Dir) Open(ctx context.Context, id string) (*spool.File, error) {
 	path, err := d.file(id)
 	if err != nil {

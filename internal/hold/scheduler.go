@@ -146,7 +146,7 @@ func (s *Scheduler) send(ctx context.Context, h *store.HeldMessage, now time.Tim
 		return s.Store.MarkHeldFailed(ctx, h.ID, now, "its copy on disk is gone")
 	}
 	if err != nil {
-		// The store busy or out of reach: it goes later.
+		// The store out of reach: it goes later.
 		next := now.Add(release.Backoff(h.Attempts))
 		s.Log.Warn("held message not read now", "id", h.ID, "error", err.Error(), "retry_at", next)
 		return s.Store.MarkHeldRetry(context.WithoutCancel(ctx), h.ID, next, "its copy could not be read now")

@@ -75,19 +75,28 @@ func TestSharedDirAcrossNodes(t *testing.T) {
 	}
 }
 
-// A held message due to leave while every snapshot slot of the node is
-// taken (downloads in flight) is not failed for good as if its bytes
-// were lost: it waits with backoff and leaves at the next try.
-func TestSharedHeldReadWhileBusyIsRetried(t *testing.T) {
+// A held message due to leave while its bytes cannot be read (the
+// database stops answering the node that reads them) is not failed for
+// good as if its bytes were lost: it waits with backoff and leaves at
+// the next try, once the database answers again.
+func TestSharedHeldReadWhileTheDatabaseIsOutOfReachIsRetried(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.Shared(t).NewSchema(t) + "&pool_max_conns=2" // one snapshot slot
+	c := pgtest.Shared(t)
+	url := c.NewSchema(t)
 	st, err := store.OpenPostgresKey(ctx, store.PostgresOptions{URL: url}, bytes.Repeat([]byte{1}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	st.SetSnapshotWait(50 * time.Millisecond)
-	dir := NewSharedDir(st.Blobs(store.BlobHeld), t.TempDir())
+	// The bytes are read through a proxy that will freeze, with a short
+	// timeout: the store gives the read up after a second.
+	proxy := c.Proxy(t)
+	far, err := store.OpenPostgresKey(ctx, store.PostgresOptions{URL: proxy.Via(url), Timeout: time.Second}, bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { far.Close() })
+	dir := NewSharedDir(far.Blobs(store.BlobHeld), t.TempDir())
 	now := time.Now()
 	msg := "Subject: held\r\n\r\nbody\r\n"
 	m := &store.Message{ID: "m1", Key: []byte("k1"), CreatedAt: now, UpdatedAt: now, Sender: "taro@example.jp",
@@ -108,11 +117,10 @@ func TestSharedHeldReadWhileBusyIsRetried(t *testing.T) {
 		return err
 	}, nil, nil, slog.New(slog.DiscardHandler))
 
-	busy, err := st.Blobs(store.BlobHeld).Open(ctx, "m1", 0) // the one slot
+	proxy.Freeze()
+	err = s.send(ctx, h, now)
+	proxy.Thaw()
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.send(ctx, h, now); err != nil {
 		t.Fatal(err)
 	}
 	got, err := st.GetHeld(ctx, "m1")
@@ -120,9 +128,9 @@ func TestSharedHeldReadWhileBusyIsRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got.State != store.HeldWaiting || got.Attempts != 1 || !got.NextAttempt.After(now) || len(sent) != 0 {
-		t.Fatalf("read while busy: state %s, %d attempts, next %v, sent %d", got.State, got.Attempts, got.NextAttempt, len(sent))
+		t.Fatalf("read while the database did not answer: state %s, %d attempts, next %v, sent %d",
+			got.State, got.Attempts, got.NextAttempt, len(sent))
 	}
-	busy.Close()
 	s.Now = func() time.Time { return got.NextAttempt } // the time of the next try
 	if err := s.send(ctx, got, got.NextAttempt); err != nil {
 		t.Fatal(err)

@@ -1,9 +1,10 @@
 // Package links keeps the files of download links (policy action link):
 // the attachments of a linked copy stay on the gateway, each encrypted
 // with its message's own key (sealed in the store like the passwords),
-// until the link ends. Its scheduler ends links at their expiry (and at
-// release.retention at the latest), deletes the files of ended ones, and
-// mails the sender when a link is first used or locked.
+// until the link ends (and FilesGrace after). Its scheduler ends links
+// at their expiry (and at release.retention at the latest), deletes the
+// files of ended ones, and mails the sender when a link is first used or
+// locked.
 package links
 
 import (
@@ -27,11 +28,8 @@ type Blobs interface {
 	// Create starts file n of link; it exists once Commit returns.
 	Create(link string, n int) (Blob, error)
 	// Open opens files ns of link for one download, every one of them
-	// before the download counts: the last allowed download ends the
-	// link and deletes its files, and what is open still reads to its
-	// end. Read them one after another, not at once (Shared's share one
-	// snapshot of the store), and close every one. Waiting for the store
-	// ends with ctx, or with store.ErrBusy when it stays busy.
+	// before the download counts (a missing one is fs.ErrNotExist); ctx
+	// is the download's. Close every one.
 	Open(ctx context.Context, link string, ns []int) ([]io.ReadCloser, error)
 	// Remove deletes every file of link; none is no error.
 	Remove(link string) error
@@ -252,11 +250,11 @@ func (d *Dir) List() (map[string]time.Time, error) {
 }
 
 // Shared keeps the files in the store several nodes share, so a link
-// downloads from any node: each file written in one transaction, the
-// files of one download read in one snapshot (store.Blobs.OpenAll: one
-// connection and one of the node's snapshot slots; a file removed while
-// it streams, as the last allowed download ends its link, still reads
-// to its end).
+// downloads from any node: each file written in one transaction, read a
+// chunk per statement (store.Blobs.OpenAll), so a download holds no
+// connection while it streams. A file removed while it streams would
+// not read to its end: the scheduler keeps the files of an ended link
+// for FilesGrace.
 type Shared struct{ B *store.Blobs }
 
 func (s Shared) Create(link string, n int) (Blob, error) {

@@ -19,9 +19,10 @@ import (
 )
 
 // Scheduler ends the links whose time is over (their expiry, and
-// release.retention at the latest), deletes the files of ended links,
-// and mails the sender when a link is first downloaded or locked. It
-// also sends the one-time codes the recipients' page asks for.
+// release.retention at the latest), deletes the files of ended links
+// FilesGrace after their end, and mails the sender when a link is first
+// downloaded or locked. It also sends the one-time codes the
+// recipients' page asks for.
 type Scheduler struct {
 	Store      store.Store
 	Files      *Files
@@ -43,6 +44,14 @@ type Scheduler struct {
 	lastSweep time.Time
 }
 
+// FilesGrace is how long the files of an ended link stay before they are
+// deleted: longer than any download of a file the gateway takes, so the
+// last allowed download, which ends its link, still reads to its end
+// (in the shared store a file removed under a download cuts it). The
+// key that opens the files is wiped from the store at the end, so until
+// then they are ciphertext that nobody can open anew.
+const FilesGrace = time.Hour
+
 // NewScheduler returns a scheduler with the real clock.
 func NewScheduler(st store.Store, files *Files, r release.Sender, t *notice.Templates, log *slog.Logger) *Scheduler {
 	return &Scheduler{Store: st, Files: files, Relay: r, Templates: t, Log: log, Retention: 90 * 24 * time.Hour,
@@ -58,7 +67,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // RunOnce does the work due now and returns when more will be due.
 func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 	now := s.Now()
-	list, err := s.Store.LinkWork(ctx, now, now.Add(-s.Retention), 100)
+	list, err := s.Store.LinkWork(ctx, now, now.Add(-s.Retention), FilesGrace, 100)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -76,12 +85,12 @@ func (s *Scheduler) RunOnce(ctx context.Context) (time.Time, error) {
 			s.lastSweep = now
 		}
 	}
-	next, err := s.Store.NextLinkWake(ctx)
+	next, err := s.Store.NextLinkWake(ctx, FilesGrace)
 	return next, errors.Join(firstErr, err)
 }
 
 // endUsedUp ends the links whose last allowed download was counted but
-// that a stop left active; their files go on the next pass.
+// that a stop left active; their files go FilesGrace later.
 func (s *Scheduler) endUsedUp(ctx context.Context, now time.Time) error {
 	list, err := s.Store.UsedUpLinks(ctx)
 	if err != nil {
@@ -143,9 +152,12 @@ func (s *Scheduler) work(ctx context.Context, l *store.Link, now time.Time) erro
 			s.Log.Info("download link expired", "id", l.ID, "message", l.Message, "from", l.Sender, "why", why,
 				"downloads", l.Downloads)
 		}
-		l.State = store.LinkExpired
+		// Ended now (or by someone else just now): its files wait.
+		l.State, l.EndedAt = store.LinkExpired, now
 	}
-	if l.State.Ended() && !l.FilesGone {
+	// The files go a grace after the end; a link ended within it is here
+	// for a notice, or has just expired.
+	if l.State.Ended() && !l.FilesGone && !l.EndedAt.After(now.Add(-FilesGrace)) {
 		if err := s.Files.Remove(l.ID); err != nil {
 			return fmt.Errorf("deleting the files of link %s: %w", l.ID, err)
 		}

@@ -119,13 +119,15 @@ type Links interface {
 
 	// LinkWork returns what the links scheduler has to do at now: links
 	// past their expiry, or created before retention; ended ones whose
-	// files are still there; notices owed to the sender.
-	LinkWork(ctx context.Context, now, retention time.Time, limit int) ([]*Link, error)
+	// files are still there, ended filesGrace ago or more; notices owed
+	// to the sender.
+	LinkWork(ctx context.Context, now, retention time.Time, filesGrace time.Duration, limit int) ([]*Link, error)
 	// UsedUpLinks are active links whose downloads ran out: a stop came
 	// between counting the last download and ending the link.
 	UsedUpLinks(ctx context.Context) ([]*Link, error)
-	// NextLinkWake is the earliest time a link needs work (zero: none).
-	NextLinkWake(ctx context.Context) (time.Time, error)
+	// NextLinkWake is the earliest time a link needs work (zero: none);
+	// the files of an ended link need it filesGrace after its end.
+	NextLinkWake(ctx context.Context, filesGrace time.Duration) (time.Time, error)
 	MarkLinkFilesGone(ctx context.Context, id string) error
 	// MarkLinkNotice records the first-download notice ("first") or the
 	// notice of its end ("end") as sent (or not to send).
@@ -357,24 +359,24 @@ func (s *SQLite) endLink(ctx context.Context, tx *sql.Tx, id string, state LinkS
 const linkNoticeOwed = `notice_next <= ? AND ((first_download_at > 0 AND first_notice_sent = 0)
 	OR (state = 'locked' AND end_notice_sent = 0))`
 
-func (s *SQLite) LinkWork(ctx context.Context, now, retention time.Time, limit int) ([]*Link, error) {
+func (s *SQLite) LinkWork(ctx context.Context, now, retention time.Time, filesGrace time.Duration, limit int) ([]*Link, error) {
 	t := ms(now)
 	return s.queryLinks(ctx, `SELECT `+linkColumns+` FROM links WHERE
 		(state IN ('pending', 'active') AND (expires_at <= ? OR created_at < ?))
-		OR (state NOT IN ('pending', 'active') AND files_gone = 0)
+		OR (state NOT IN ('pending', 'active') AND files_gone = 0 AND ended_at <= ?)
 		OR (`+linkNoticeOwed+`)
-		ORDER BY created_at, id LIMIT ?`, t, ms(retention), t, limit)
+		ORDER BY created_at, id LIMIT ?`, t, ms(retention), ms(now.Add(-filesGrace)), t, limit)
 }
 
-func (s *SQLite) NextLinkWake(ctx context.Context) (time.Time, error) {
+func (s *SQLite) NextLinkWake(ctx context.Context, filesGrace time.Duration) (time.Time, error) {
 	var t sql.NullInt64
 	err := s.db.QueryRowContext(ctx, `SELECT MIN(t) FROM (
 		SELECT expires_at AS t FROM links WHERE state IN ('pending', 'active')
 		UNION ALL
-		SELECT 1 FROM links WHERE state NOT IN ('pending', 'active') AND files_gone = 0
+		SELECT MAX(ended_at + ?, 1) FROM links WHERE state NOT IN ('pending', 'active') AND files_gone = 0
 		UNION ALL
 		SELECT MAX(notice_next, 1) FROM links WHERE (first_download_at > 0 AND first_notice_sent = 0)
-			OR (state = 'locked' AND end_notice_sent = 0))`).Scan(&t)
+			OR (state = 'locked' AND end_notice_sent = 0))`, filesGrace.Milliseconds()).Scan(&t)
 	if err != nil || !t.Valid {
 		return time.Time{}, err
 	}

@@ -27,6 +27,9 @@ func linked(t *testing.T, s Store, id string, max int) *Link {
 	return l
 }
 
+// grace is the files' grace the links scheduler passes (links.FilesGrace).
+const grace = time.Hour
+
 func deliver(t *testing.T, s Store, l *Link) {
 	t.Helper()
 	m := &Message{ID: l.Message, Key: l.Key, CreatedAt: t0, UpdatedAt: t0, Sender: l.Sender, Rcpts: l.Rcpts}
@@ -74,11 +77,11 @@ func TestLinkLife(t *testing.T) {
 			t.Fatalf("third download: %v", err)
 		}
 		// The first download is owed a notice.
-		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 1 || work[0].ID != "L1" {
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), grace, 10); len(work) != 1 || work[0].ID != "L1" {
 			t.Fatalf("work after the first download: %v", work)
 		}
 		must(t, "MarkLinkNotice", s.MarkLinkNotice(ctx, "L1", "first"))
-		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 0 {
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), grace, 10); len(work) != 0 {
 			t.Fatalf("work after the notice: %d", len(work))
 		}
 
@@ -103,12 +106,16 @@ func TestLinkLife(t *testing.T) {
 		if err := s.EndLink(ctx, "L1", LinkRevoked, "x", Event{Message: l.Message, At: t0}); !errors.Is(err, ErrLinkEnded) {
 			t.Fatalf("revoke after the end: %v", err)
 		}
-		// Its files are to be deleted; then, after the retention, it goes.
-		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), 10); len(work) != 1 {
-			t.Fatalf("files of an ended link are not work")
+		// Its files are to be deleted once the grace has run; then, after
+		// the retention, it goes.
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(-time.Hour), grace, 10); len(work) != 0 {
+			t.Fatalf("files of a link that just ended are work")
+		}
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour+grace), t0.Add(-time.Hour), grace, 10); len(work) != 1 {
+			t.Fatalf("files of a link ended a grace ago are not work")
 		}
 		must(t, "MarkLinkFilesGone", s.MarkLinkFilesGone(ctx, "L1"))
-		if _, err := s.Purge(ctx, t0.Add(2*time.Hour)); err != nil {
+		if _, err := s.Purge(ctx, t0.Add(3*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.GetLink(ctx, "L1"); !errors.Is(err, ErrNotFound) {
@@ -118,7 +125,7 @@ func TestLinkLife(t *testing.T) {
 		if ev, _ := s.Events(ctx, l.Message); len(ev) == 0 {
 			t.Fatalf("the link's history went with the jobs' purge")
 		}
-		if _, err := s.PurgeAudit(ctx, t0.Add(2*time.Hour)); err != nil {
+		if _, err := s.PurgeAudit(ctx, t0.Add(3*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		ev, _ := s.Events(ctx, l.Message)
@@ -151,9 +158,20 @@ func TestLinkLocksAfterTenWrongTries(t *testing.T) {
 			t.Fatalf("an 11th try: %v", err)
 		}
 		// The sender is owed the notice of the lock.
-		work, _ := s.LinkWork(ctx, t0, t0.Add(-time.Hour), 10)
+		work, _ := s.LinkWork(ctx, t0, t0.Add(-time.Hour), grace, 10)
 		if len(work) != 1 || work[0].State != LinkLocked || work[0].EndNoticeSent {
 			t.Fatalf("work after the lock: %v", work)
+		}
+		// Told, the lock is no work until its files' grace has run.
+		must(t, "MarkLinkNotice", s.MarkLinkNotice(ctx, "L2", "end"))
+		if work, _ := s.LinkWork(ctx, t0.Add(grace-time.Millisecond), t0.Add(-time.Hour), grace, 10); len(work) != 0 {
+			t.Fatalf("work within the grace after the lock: %v", work)
+		}
+		if next, err := s.NextLinkWake(ctx, grace); err != nil || !next.Equal(t0.Add(grace)) {
+			t.Fatalf("NextLinkWake after the lock = %v, %v; want the end and the grace, %v", next, err, t0.Add(grace))
+		}
+		if work, _ := s.LinkWork(ctx, t0.Add(grace), t0.Add(-time.Hour), grace, 10); len(work) != 1 {
+			t.Fatalf("the files of a lock a grace ago are not work")
 		}
 		ev, _ := s.Events(ctx, l.Message)
 		if last := ev[len(ev)-1]; last.Event != "link_locked" || len(ev) != 11 {
@@ -174,17 +192,52 @@ func TestLinkOfACopyThatDidNotLeaveGoesWithItsJob(t *testing.T) {
 		// One that expires before anyone used it, or outlives the retention.
 		l = linked(t, s, "L4", 0)
 		deliver(t, s, l)
-		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0, 10); len(work) != 0 {
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0, grace, 10); len(work) != 0 {
 			t.Fatalf("a fresh link is work")
 		}
-		if work, _ := s.LinkWork(ctx, l.ExpiresAt, t0, 10); len(work) != 1 {
+		if work, _ := s.LinkWork(ctx, l.ExpiresAt, t0, grace, 10); len(work) != 1 {
 			t.Fatalf("an expired link is not work")
 		}
-		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(time.Minute), 10); len(work) != 1 {
+		if work, _ := s.LinkWork(ctx, t0.Add(time.Hour), t0.Add(time.Minute), grace, 10); len(work) != 1 {
 			t.Fatalf("a link older than the retention is not work")
 		}
-		if next, err := s.NextLinkWake(ctx); err != nil || !next.Equal(l.ExpiresAt) {
+		if next, err := s.NextLinkWake(ctx, grace); err != nil || !next.Equal(l.ExpiresAt) {
 			t.Fatalf("NextLinkWake = %v, %v", next, err)
+		}
+	})
+}
+
+// The files of an ended link (however it ended) are work only once it
+// ended filesGrace ago, and the scheduler is woken then, not before and
+// not at once (no pass in a loop while the grace runs); with its files
+// gone it needs no more.
+func TestEndedLinkFilesWaitTheGrace(t *testing.T) {
+	eachStore(t, func(t *testing.T, be backend) {
+		ctx := context.Background()
+		s, _ := be.newStore(t)
+		ended := t0.Add(10 * time.Minute)
+		for id, state := range map[string]LinkState{"L5": LinkRevoked, "L6": LinkUsedUp, "L7": LinkExpired} {
+			l := linked(t, s, id, 0)
+			deliver(t, s, l)
+			must(t, "EndLink", s.EndLink(ctx, id, state, "zipgate", Event{Message: l.Message, At: ended, Event: "link_" + string(state)}))
+		}
+		for _, at := range []time.Time{ended, ended.Add(grace / 2), ended.Add(grace - time.Millisecond)} {
+			if work, err := s.LinkWork(ctx, at, t0.Add(-time.Hour), grace, 10); err != nil || len(work) != 0 {
+				t.Fatalf("work %v after the end: %d links, %v", at.Sub(ended), len(work), err)
+			}
+			if next, err := s.NextLinkWake(ctx, grace); err != nil || !next.Equal(ended.Add(grace)) {
+				t.Fatalf("NextLinkWake %v after the end = %v, %v; want %v", at.Sub(ended), next, err, ended.Add(grace))
+			}
+		}
+		work, err := s.LinkWork(ctx, ended.Add(grace), t0.Add(-time.Hour), grace, 10)
+		if err != nil || len(work) != 3 {
+			t.Fatalf("work a grace after the end: %d links, %v", len(work), err)
+		}
+		for _, l := range work {
+			must(t, "MarkLinkFilesGone", s.MarkLinkFilesGone(ctx, l.ID))
+		}
+		if next, err := s.NextLinkWake(ctx, grace); err != nil || !next.IsZero() {
+			t.Fatalf("NextLinkWake with the files gone = %v, %v", next, err)
 		}
 	})
 }

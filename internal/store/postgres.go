@@ -313,8 +313,6 @@ type Postgres struct {
 	mu     sync.Mutex
 	inHand map[string][]string // table: the ids the last Work of it returned
 
-	snaps snapshotSlots // blob reads open at once (postgres_snapshots.go)
-
 	// now is the clock of Recover and RecoverHeld, which take none.
 	now func() time.Time
 }

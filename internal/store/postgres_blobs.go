@@ -2,13 +2,14 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Blob kinds: what the bytes are.
@@ -128,8 +129,8 @@ func (b *Blobs) Put(ctx context.Context, id string, n int, r io.Reader) error {
 	return w.Commit()
 }
 
-// Open reads file n of id (fs.ErrNotExist when there is none), in a
-// snapshot of its own: OpenAll with one file.
+// Open reads file n of id (fs.ErrNotExist when there is none): OpenAll
+// with one file.
 func (b *Blobs) Open(ctx context.Context, id string, n int) (io.ReadCloser, error) {
 	rs, err := b.OpenAll(ctx, id, []int{n})
 	if err != nil {
@@ -139,104 +140,64 @@ func (b *Blobs) Open(ctx context.Context, id string, n int) (io.ReadCloser, erro
 }
 
 // OpenAll opens files ns of id for one reader (a download, the send of
-// a held message), all in one read-only REPEATABLE READ transaction: one
-// connection and one of this node's snapshot slots, however many files.
-// A file removed meanwhile (the last download of a link ends it, and its
-// files go) still reads to its end, as an open file on disk does. The
-// readers share the transaction: read them one after another (a zip
-// writer reads its entries in turn), not at once; each read waits for
-// the one before it. Close every one of them: the transaction ends, and
-// its connection and slot come back, when the last is closed.
-//
-// Waiting for a slot ends with ctx, or after the snapshot wait
-// (SetSnapshotWait) with ErrBusy; any file missing is fs.ErrNotExist.
+// a held message): one short query finds their sizes and chunk counts
+// (any file missing is fs.ErrNotExist), then each reader fetches each
+// chunk with a statement of its own, as it needs it. No transaction and
+// no connection is held between chunks, so a slow reader holds nothing
+// of the database: neither a connection of the pool nor VACUUM's
+// horizon. A committed file never changes (Create of the same file is
+// for the copy of a store, not for a file being read); a file removed
+// while it is read ends its reader with fs.ErrNotExist at the next
+// chunk, which is why the links scheduler deletes the files of an
+// ended link only an hour after its end. Close every reader.
 func (b *Blobs) OpenAll(ctx context.Context, id string, ns []int) ([]io.ReadCloser, error) {
 	if len(ns) == 0 {
 		return nil, nil
-	}
-	sl := b.p.snapshots()
-	if err := sl.acquire(ctx); err != nil {
-		return nil, err
-	}
-	tx, err := b.p.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		sl.release()
-		return nil, err
-	}
-	snap := &snapshot{ctx: ctx, tx: tx, open: len(ns), slots: sl}
-	fail := func(err error) ([]io.ReadCloser, error) {
-		tx.Rollback(context.WithoutCancel(ctx))
-		sl.release()
-		return nil, err
 	}
 	type meta struct {
 		size   int64
 		chunks int
 	}
 	found := map[int]meta{}
-	rows, err := tx.Query(ctx, `SELECT n, size, chunks FROM blob_files WHERE kind = $1 AND id = $2 AND n = ANY($3::integer[])`,
+	rows, err := b.p.pool.Query(ctx, `SELECT n, size, chunks FROM blob_files WHERE kind = $1 AND id = $2 AND n = ANY($3::integer[])`,
 		b.kind, id, ns)
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	for rows.Next() {
 		var n int
 		var m meta
 		if err := rows.Scan(&n, &m.size, &m.chunks); err != nil {
 			rows.Close()
-			return fail(err)
+			return nil, err
 		}
 		found[n] = m
 	}
 	if err := rows.Err(); err != nil {
-		return fail(err)
+		return nil, err
 	}
 	out := make([]io.ReadCloser, len(ns))
 	for i, n := range ns {
 		m, ok := found[n]
 		if !ok {
-			return fail(fmt.Errorf("%s %s/%d: %w", b.kind, id, n, fs.ErrNotExist))
+			return nil, fmt.Errorf("%s %s/%d: %w", b.kind, id, n, fs.ErrNotExist)
 		}
-		out[i] = &blobReader{b: b, snap: snap, id: id, n: n, size: m.size, chunks: m.chunks}
+		out[i] = &blobReader{b: b, ctx: ctx, id: id, n: n, size: m.size, chunks: m.chunks}
 	}
 	return out, nil
 }
 
-// snapshot is the transaction the readers of one OpenAll share.
-type snapshot struct {
-	ctx   context.Context
-	slots *snapshotSlots
-
-	mu   sync.Mutex // one query at a time on the one connection
-	tx   pgx.Tx
-	open int // readers not closed yet
-	err  error
-}
-
-// done is a reader's Close: the last one ends the transaction.
-func (s *snapshot) done() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.open--
-	if s.open == 0 {
-		s.err = s.tx.Rollback(context.WithoutCancel(s.ctx))
-		s.slots.release()
-	}
-	return s.err
-}
-
 type blobReader struct {
-	b          *Blobs
-	snap       *snapshot
-	id         string
-	n          int
-	size       int64
-	chunks     int
-	seq        int
-	buf        []byte
-	read       int64
-	closed     bool
-	closeError error
+	b      *Blobs
+	ctx    context.Context
+	id     string
+	n      int
+	size   int64
+	chunks int
+	seq    int
+	buf    []byte
+	read   int64
+	closed bool
 }
 
 func (r *blobReader) Read(p []byte) (int, error) {
@@ -251,7 +212,12 @@ func (r *blobReader) Read(p []byte) (int, error) {
 			}
 			return 0, io.EOF
 		}
-		if err := r.chunk(); err != nil {
+		err := r.b.p.pool.QueryRow(r.ctx, `SELECT data FROM blob_chunks WHERE kind = $1 AND id = $2 AND n = $3 AND seq = $4`,
+			r.b.kind, r.id, r.n, r.seq).Scan(&r.buf)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = fmt.Errorf("removed while read: %w", fs.ErrNotExist)
+		}
+		if err != nil {
 			return 0, fmt.Errorf("%s %s/%d chunk %d: %w", r.b.kind, r.id, r.n, r.seq, err)
 		}
 		r.seq++
@@ -262,20 +228,9 @@ func (r *blobReader) Read(p []byte) (int, error) {
 	return k, nil
 }
 
-func (r *blobReader) chunk() error {
-	s := r.snap
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.tx.QueryRow(s.ctx, `SELECT data FROM blob_chunks WHERE kind = $1 AND id = $2 AND n = $3 AND seq = $4`,
-		r.b.kind, r.id, r.n, r.seq).Scan(&r.buf)
-}
-
 func (r *blobReader) Close() error {
-	if !r.closed {
-		r.closed, r.buf = true, nil
-		r.closeError = r.snap.done()
-	}
-	return r.closeError
+	r.closed, r.buf = true, nil
+	return nil
 }
 
 // Remove deletes every file of id; none is no error.
@@ -315,3 +270,7 @@ func (b *Blobs) List(ctx context.Context) (map[string]time.Time, error) {
 	}
 	return out, rows.Err()
 }
+
+// PoolStat is the connection pool's own count (connections acquired,
+// idle, waited for).
+func (p *Postgres) PoolStat() *pgxpool.Stat { return p.pool.Stat() }

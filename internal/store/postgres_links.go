@@ -176,16 +176,16 @@ func (p *Postgres) endLink(ctx context.Context, tx pgx.Tx, id string, state Link
 const pgLinkNoticeOwed = `notice_next <= ? AND ((first_download_at > 0 AND NOT first_notice_sent)
 	OR (state = 'locked' AND NOT end_notice_sent))`
 
-func (p *Postgres) LinkWork(ctx context.Context, now, retention time.Time, limit int) ([]*Link, error) {
+func (p *Postgres) LinkWork(ctx context.Context, now, retention time.Time, filesGrace time.Duration, limit int) ([]*Link, error) {
 	t := ms(now)
 	list, err := p.queryLinks(ctx, `WITH picked AS (
 		SELECT id AS pid FROM links WHERE ((state IN ('pending', 'active') AND (expires_at <= ? OR created_at < ?))
-			OR (state NOT IN ('pending', 'active') AND NOT files_gone)
+			OR (state NOT IN ('pending', 'active') AND NOT files_gone AND ended_at <= ?)
 			OR (`+pgLinkNoticeOwed+`))
 		AND (node = ? OR lease_until <= ?)
 		ORDER BY created_at, id LIMIT ? FOR UPDATE SKIP LOCKED)
 		UPDATE links SET node = ?, lease_until = ? FROM picked WHERE id = pid RETURNING `+linkColumns,
-		t, ms(retention), t, p.node, t, limit, p.node, p.until(now))
+		t, ms(retention), ms(now.Add(-filesGrace)), t, p.node, t, limit, p.node, p.until(now))
 	if err != nil {
 		return nil, err
 	}
@@ -196,18 +196,18 @@ func (p *Postgres) LinkWork(ctx context.Context, now, retention time.Time, limit
 	return list, nil
 }
 
-func (p *Postgres) NextLinkWake(ctx context.Context) (time.Time, error) {
+func (p *Postgres) NextLinkWake(ctx context.Context, filesGrace time.Duration) (time.Time, error) {
 	var t *int64
 	err := p.pool.QueryRow(ctx, rebind(`SELECT MIN(t) FROM (
 		SELECT GREATEST(expires_at, CASE WHEN node = ? THEN 0 ELSE lease_until END) AS t FROM links
 			WHERE state IN ('pending', 'active')
 		UNION ALL
-		SELECT GREATEST(1, CASE WHEN node = ? THEN 0 ELSE lease_until END) FROM links
+		SELECT GREATEST(ended_at + ?::bigint, 1, CASE WHEN node = ? THEN 0 ELSE lease_until END) FROM links
 			WHERE state NOT IN ('pending', 'active') AND NOT files_gone
 		UNION ALL
 		SELECT GREATEST(notice_next, 1, CASE WHEN node = ? THEN 0 ELSE lease_until END) FROM links
 			WHERE (first_download_at > 0 AND NOT first_notice_sent) OR (state = 'locked' AND NOT end_notice_sent)) w`),
-		p.node, p.node, p.node).Scan(&t)
+		p.node, filesGrace.Milliseconds(), p.node, p.node).Scan(&t)
 	if err != nil || t == nil {
 		return time.Time{}, err
 	}

@@ -72,7 +72,6 @@ const (
 	codeLife       = 10 * time.Minute
 	sessionLife    = time.Hour
 	cookieName     = "zipgate_link"
-	busyRetry      = time.Minute // Retry-After of a download refused as busy
 )
 
 func (s *Server) routeLinks() {
@@ -311,8 +310,8 @@ func goneReason(l *store.Link, now time.Time) bi {
 		return bi{"ダウンロードできる回数を使い切ったため、このページは閉じられました。",
 			"The files were downloaded as many times as allowed; this page is closed."}
 	}
-	return bi{"ダウンロードの期限が過ぎたため、ファイルは削除されました。",
-		"The time to download is over; the files were deleted."}
+	return bi{"ダウンロードの期限が過ぎたため、ファイルはもう開けません（1 時間後に削除されます）。",
+		"The time to download is over; the files can no longer be opened (they are deleted an hour later)."}
 }
 
 // linkView is what the page shows; never the password but, once opened
@@ -584,19 +583,24 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, back, item str
 		w.WriteHeader(http.StatusOK)
 		return nil, nil, false
 	}
-	// Every file is opened before the download counts: the last allowed
-	// one ends the link and deletes the files, but what is open stays
-	// readable to the end. With the shared store that is one snapshot
-	// (one connection) per download, and the node keeps a few: when all
-	// are taken, the recipient is asked to come back rather than left
-	// waiting, and nothing is counted.
+	// Every file is opened before the download counts. When the link
+	// ends meanwhile (the last allowed download, its expiry, a take
+	// back), its files stay for links.FilesGrace, so what is in flight
+	// reads to its end. The first file also shows it opens (its header
+	// and first chunk decrypt with the link's key) before anything is
+	// counted: a damaged file is the error page, not an empty download.
 	open, err := s.Links.Files.Open(ctx, l.ID, files, l.FileKey)
+	if err == nil && len(open) > 0 {
+		var first io.ReadCloser
+		if first, err = peek(open[0]); err == nil {
+			open[0] = first
+		} else {
+			for _, f := range open {
+				f.Close()
+			}
+		}
+	}
 	switch {
-	case errors.Is(err, store.ErrBusy):
-		s.log.Warn("download link: busy, every download slot of this node in use", "id", l.ID, "client", s.client(r))
-		w.Header().Set("Retry-After", strconv.Itoa(int(busyRetry/time.Second)))
-		s.renderLink(w, r, l, token, &msgBusy)
-		return nil, nil, false
 	case err != nil && ctx.Err() != nil:
 		s.log.Info("download link: the client left before its download began", "id", l.ID, "client", s.client(r))
 		return nil, nil, false
@@ -627,6 +631,32 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, back, item str
 		s.Links.Wake() // the first download: the sender is told
 	}
 	return cur, open, true
+}
+
+// peek reads the first byte of f, so a file that does not open fails
+// before its download is counted; the byte is read again first. An empty
+// file is no error.
+func peek(f io.ReadCloser) (io.ReadCloser, error) {
+	var b [1]byte
+	n, err := io.ReadFull(f, b[:])
+	if err != nil && err != io.EOF {
+		return nil, err
+	}
+	return &peeked{head: b[:n], ReadCloser: f}, nil
+}
+
+type peeked struct {
+	head []byte
+	io.ReadCloser
+}
+
+func (p *peeked) Read(b []byte) (int, error) {
+	if len(p.head) > 0 && len(b) > 0 {
+		n := copy(b, p.head)
+		p.head = p.head[n:]
+		return n, nil
+	}
+	return p.ReadCloser.Read(b)
 }
 
 // usedUp ends a link whose last allowed download was made.
@@ -831,8 +861,6 @@ var (
 		"A code is on its way by mail (if the address is one this mail went to). It works for 10 minutes."}, http.StatusOK}
 	msgCodeNotSent = note{bi{"確認コードを送れませんでした。しばらくしてからもう一度お試しください。",
 		"The code could not be sent. Please try again in a moment."}, http.StatusServiceUnavailable}
-	msgBusy = note{bi{"ただいま混み合っていて、ダウンロードを始められませんでした。1 分ほど待ってから、もう一度お試しください。",
-		"The server is busy, so the download could not start. Please try again in a minute."}, http.StatusServiceUnavailable}
 )
 
 // linkStatus is the download link on the sender's page.
@@ -871,16 +899,16 @@ func (s *Server) linkStatus(l *store.Link, token string) *linkStatus {
 			fmt.Sprintf("Taken back at %s; the files can no longer be downloaded. %s.", at(l.EndedAt), count.En)}
 	case l.State == store.LinkUsedUp:
 		v.Class = "done"
-		v.State = bi{fmt.Sprintf("ダウンロードできる回数を使い切りました（%s）。ファイルは削除しました。", at(l.EndedAt)),
-			fmt.Sprintf("All allowed downloads were made (%s); the files were deleted.", at(l.EndedAt))}
+		v.State = bi{fmt.Sprintf("ダウンロードできる回数を使い切りました（%s）。ファイルはもう開けず、1 時間後に削除されます。", at(l.EndedAt)),
+			fmt.Sprintf("All allowed downloads were made (%s): the files can no longer be opened and are deleted an hour later.", at(l.EndedAt))}
 	case l.State == store.LinkLocked:
 		v.Class = "failed"
-		v.State = bi{fmt.Sprintf("パスワードまたは確認コードが %d 回間違えられたため、%s にページを閉じました。ファイルは削除しました。", l.Failures, at(l.EndedAt)),
-			fmt.Sprintf("Locked at %s after %d wrong passwords or codes; the files were deleted.", at(l.EndedAt), l.Failures)}
+		v.State = bi{fmt.Sprintf("パスワードまたは確認コードが %d 回間違えられたため、%s にページを閉じました。ファイルはもう開けず、1 時間後に削除されます。", l.Failures, at(l.EndedAt)),
+			fmt.Sprintf("Locked at %s after %d wrong passwords or codes: the files can no longer be opened and are deleted an hour later.", at(l.EndedAt), l.Failures)}
 	default:
 		v.Class = "canceled"
-		v.State = bi{fmt.Sprintf("期限（%s）が過ぎました。ファイルは削除しました。%s。", s.full(l.ExpiresAt), count.Ja),
-			fmt.Sprintf("The link expired at %s; the files were deleted. %s.", s.full(l.ExpiresAt), count.En)}
+		v.State = bi{fmt.Sprintf("期限（%s）が過ぎました。ファイルはもう開けず、1 時間後に削除されます。%s。", s.full(l.ExpiresAt), count.Ja),
+			fmt.Sprintf("The link expired at %s: the files can no longer be opened and are deleted an hour later. %s.", s.full(l.ExpiresAt), count.En)}
 	}
 	return v
 }
