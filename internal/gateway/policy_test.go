@@ -177,6 +177,19 @@ func TestSenderNotLocalPassesUntouchedAndUnsigned(t *testing.T) {
 	}
 }
 
+// RCPT TO:<Postmaster> (no domain: this host's postmaster, RFC 5321
+// 4.1.1.3) is taken and gets the message as sent, as a colleague does.
+func TestPostmasterWithoutDomainGetsTheMessageAsSent(t *testing.T) {
+	h := start(t, localDomains)
+	if se := send(t, h.addr, "taro@example.co.jp", []string{"Postmaster"}, []byte(withAttachment)); se != nil {
+		t.Fatalf("RCPT TO:<Postmaster>: %d %s", se.Code, se.Message)
+	}
+	got := h.hop.Messages()
+	if len(got) != 1 || !bytes.Equal(got[0].Data, []byte(withAttachment)) || rcptsOf(got[0]) != "Postmaster" {
+		t.Fatalf("next hop got %d messages; want the message as sent, to Postmaster", len(got))
+	}
+}
+
 func TestRejectDomainRefusesAttachments(t *testing.T) {
 	h := start(t, localDomains)
 	setPolicy(t, h, policy.Policy{Domain: "*.competitor.example", Action: policy.Reject})

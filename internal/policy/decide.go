@@ -17,7 +17,8 @@ type Input struct {
 // Config is the part of the configuration decisions use.
 type Config struct {
 	// LocalDomains: only senders here are processed, and recipients here
-	// are internal. Empty: every sender is local, no recipient internal.
+	// are internal. Empty: every sender is local, no recipient internal (but the
+	// postmaster of this host, RCPT TO:<Postmaster>).
 	LocalDomains DomainSet
 	Defaults     Defaults
 	// MaxVisibleExternal trips the To/Cc guard when To and Cc show more
@@ -102,7 +103,10 @@ func Decide(in Input, rules Rules, c Config) Decision {
 	for _, r := range in.Rcpts {
 		dom := Domain(r)
 		var g Group
-		if len(c.LocalDomains) > 0 && c.LocalDomains.Contains(dom) {
+		// An address without a domain is this host's postmaster, the one
+		// RFC 5321 allows (RCPT TO:<Postmaster>): internal, whatever the
+		// local domains.
+		if dom == "" || len(c.LocalDomains) > 0 && c.LocalDomains.Contains(dom) {
 			g = Group{Reason: ReasonInternal, Settings: Settings{Action: Pass}}
 		} else {
 			g = Resolve(rules.Chain(dom), c.Defaults)

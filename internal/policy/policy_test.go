@@ -175,6 +175,19 @@ func TestDecide(t *testing.T) {
 			groups: []grp{{"reject.example", "", Reject, "dave@reject.example"}},
 		},
 		{
+			name: "RCPT TO:<Postmaster> is this host's postmaster: internal",
+			cfg:  cfg, from: "alice@example.co.jp", rcpts: []string{"Postmaster", "dave@partner.example"}, local: true,
+			groups: []grp{
+				{"", ReasonInternal, Pass, "Postmaster"},
+				{RuleConfig, "", Encrypt, "dave@partner.example"},
+			},
+		},
+		{
+			name: "no local domains: every sender local, no recipient internal but the postmaster",
+			cfg:  Config{Defaults: defaults}, from: "anyone@anywhere.example", rcpts: []string{"postmaster"}, local: true,
+			groups: []grp{{"", ReasonInternal, Pass, "postmaster"}},
+		},
+		{
 			name: "no local domains: every sender local, no recipient internal",
 			cfg:  Config{Defaults: defaults}, from: "anyone@anywhere.example",
 			rcpts: []string{"bob@example.co.jp", "dave@explorer.example", "eve@phone.example"}, local: true,
