@@ -383,6 +383,13 @@ func warnings(cfg config.Config) []string {
 		w = append(w, "store.url carries the database password: anyone who reads the configuration reads it; "+
 			"put it in store.password_file (or PGPASSFILE) instead")
 	}
+	if cfg.Store.Shared() {
+		if _, err := os.Stat(cfg.DBFile()); err == nil {
+			w = append(w, "store.url is set, but data_dir still holds the embedded store ("+cfg.DBFile()+"): its jobs, "+
+				"held messages and links are not served from there; copy them with zipgate store migrate "+
+				"(into a database no node has written to yet), then move that file away")
+		}
+	}
 	return w
 }
 

@@ -63,10 +63,12 @@ func migrateStore(dir, to, keyFile, pwFile string, stdout io.Writer) error {
 		keyFile = filepath.Join(dir, "zipgate.key")
 	}
 	db := filepath.Join(dir, "zipgate.db")
-	for _, f := range []string{db, keyFile} {
-		if _, err := os.Stat(f); err != nil {
-			return fmt.Errorf("no zipgate store to copy: %w", err)
-		}
+	if _, err := os.Stat(db); err != nil {
+		return fmt.Errorf("no zipgate store to copy in %s: %w", dir, err)
+	}
+	if _, err := os.Stat(keyFile); err != nil {
+		// The passwords are sealed with it: without it the copy is useless.
+		return fmt.Errorf("no key file for the store in %s: %w; give -key FILE (that gateway's release.key_file)", dir, err)
 	}
 	// A gateway still serving the directory would go on writing to what
 	// was copied.
@@ -108,7 +110,11 @@ func migrateStore(dir, to, keyFile, pwFile string, stdout io.Writer) error {
 	sort.Strings(tables)
 	fmt.Fprintf(stdout, "copied %s into %s:\n", dir, config.RedactURL(to))
 	for _, t := range tables {
-		fmt.Fprintf(stdout, "  %-16s %d rows\n", t, copied.Rows[t])
+		rows := "rows"
+		if copied.Rows[t] == 1 {
+			rows = "row"
+		}
+		fmt.Fprintf(stdout, "  %-16s %d %s\n", t, copied.Rows[t], rows)
 	}
 	fmt.Fprintf(stdout, "  files            %d (%d bytes: held messages, files of download links)\n", copied.Files, copied.Bytes)
 	fmt.Fprintf(stdout, "Now set store.url = %q on every node and give each a copy of %s (release.key_file).\n",

@@ -78,12 +78,22 @@ func TestStoreMigrate(t *testing.T) {
 	pw := filepath.Join(t.TempDir(), "pgpass")
 	os.WriteFile(pw, []byte(c.Password+"\n"), 0o600)
 
+	// A key kept outside data_dir must be named: the error says how.
+	noKey := t.TempDir()
+	if err := os.Link(filepath.Join(data, "zipgate.db"), filepath.Join(noKey, "zipgate.db")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI("store", "migrate", "-from", "sqlite:"+noKey, "-to", c.BareURL(db), "-password-file", pw)
+	if code != 1 || !strings.Contains(errOut, "no key file") || !strings.Contains(errOut, "-key FILE") {
+		t.Fatalf("migrate of a store whose key is elsewhere: exit %d, %q; want the -key flag named", code, errOut)
+	}
+
 	// Not while the gateway serves the directory.
 	unlock, err := lockDataDir(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut := runCLI("store", "migrate", "-from", "sqlite:"+data, "-to", c.BareURL(db), "-password-file", pw)
+	code, _, errOut = runCLI("store", "migrate", "-from", "sqlite:"+data, "-to", c.BareURL(db), "-password-file", pw)
 	unlock()
 	if code != 1 || !strings.Contains(errOut, "already serves") {
 		t.Fatalf("migrate beside a running gateway: exit %d, %q", code, errOut)
@@ -93,7 +103,7 @@ func TestStoreMigrate(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("migrate: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{"jobs             3 rows", "held             1 rows", "files            2", "store.url"} {
+	for _, want := range []string{"jobs             3 rows", "held             1 row\n", "files            2", "store.url"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the summary does not say %q:\n%s", want, out)
 		}

@@ -30,6 +30,16 @@ func TestConfigtestWeakSettings(t *testing.T) {
 	if code != 0 || !strings.Contains(errOut, "warning: store.url carries the database password") || strings.Contains(errOut, "Hunter2") {
 		t.Errorf("password in store.url: exit %d, stderr %q; want OK, a warning, and never the password", code, errOut)
 	}
+	// store.url set, but the embedded store of a single gateway still in
+	// data_dir: its work would wait there unseen.
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "zipgate.db"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI("configtest", "-config", write("data_dir = \""+data+"\"\n[store]\nurl = \"postgres://zipgate@db.example/zipgate\"\n"))
+	if code != 0 || !strings.Contains(errOut, "data_dir still holds the embedded store") || !strings.Contains(errOut, "zipgate store migrate") {
+		t.Errorf("store.url beside a zipgate.db: exit %d, stderr %q; want OK and a warning naming store migrate", code, errOut)
+	}
 	if code, _, errOut := runCLI("configtest"); code != 0 || errOut != "" {
 		t.Errorf("defaults: exit %d, stderr %q; want 0 and no warning", code, errOut)
 	}

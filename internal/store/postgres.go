@@ -408,7 +408,9 @@ func connect(ctx context.Context, o PostgresOptions) (*pgxpool.Pool, error) {
 		cfg.ConnConfig.ConnectTimeout = min(10*time.Second, limit)
 	}
 	if !strings.Contains(o.URL, "pool_max_conns") {
-		// A download holds a connection while it streams.
+		// Room for mail, leases, schedulers, pages and downloads at once
+		// (each statement holds one only while it runs; the LISTEN
+		// connection is one more, outside the pool).
 		cfg.MaxConns = 25
 	}
 	if !strings.Contains(o.URL, "pool_min_conns") {
