@@ -76,8 +76,8 @@ func mailWithAttachment(i int) string {
 		"--b\r\nContent-Type: application/pdf; name=f%d.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n", i, i, i)
 }
 
-// sendPlain submits like Postfix's smtp client: no TLS on loopback.
-func sendPlain(addr, msg string) error {
+// sendTo submits msg for rcpt as Postfix's content filter client does.
+func sendTo(addr, rcpt, msg string) error {
 	c, err := smtp.Dial(addr)
 	if err != nil {
 		return err
@@ -89,7 +89,7 @@ func sendPlain(addr, msg string) error {
 	if err := c.Mail("taro@example.jp", nil); err != nil {
 		return err
 	}
-	if err := c.Rcpt("hanako@example.com", nil); err != nil {
+	if err := c.Rcpt(rcpt, nil); err != nil {
 		return err
 	}
 	w, err := c.Data()
@@ -123,7 +123,7 @@ func TestKillNineLosesNoPassword(t *testing.T) {
 
 	const n = 10
 	for i := range n {
-		if err := sendPlain(listen, mailWithAttachment(i)); err != nil {
+		if err := sendTo(listen, "hanako@example.com", mailWithAttachment(i)); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 	}
@@ -208,7 +208,7 @@ func TestOneServerPerDataDir(t *testing.T) {
 		t.Error("the second server ran Recover")
 	}
 	// The first one still takes mail, and jobs works beside it.
-	if err := sendPlain(listen, mailWithAttachment(1)); err != nil {
+	if err := sendTo(listen, "hanako@example.com", mailWithAttachment(1)); err != nil {
 		t.Fatalf("the first server stopped taking mail: %v", err)
 	}
 	list := exec.Command(os.Args[0], "jobs", "list", "-data", data)
@@ -235,7 +235,7 @@ func TestHeldMessageSurvivesKillNine(t *testing.T) {
 	if out, err := set.CombinedOutput(); err != nil {
 		t.Fatalf("policy set: %v\n%s", err, out)
 	}
-	if err := sendPlain(listen, mailWithAttachment(7)); err != nil {
+	if err := sendTo(listen, "hanako@example.com", mailWithAttachment(7)); err != nil {
 		t.Fatal(err)
 	}
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {

@@ -54,7 +54,7 @@ func TestDownloadLinkSurvivesKillNine(t *testing.T) {
 	if out, err := set.CombinedOutput(); err != nil {
 		t.Fatalf("policy set: %v\n%s", err, out)
 	}
-	if err := sendPlain(listen, mailWithAttachment(3)); err != nil {
+	if err := sendTo(listen, "hanako@example.com", mailWithAttachment(3)); err != nil {
 		t.Fatal(err)
 	}
 	linkRe := regexp.MustCompile(`http://` + regexp.QuoteMeta(web) + `/d/[A-Za-z0-9_-]{43}`)

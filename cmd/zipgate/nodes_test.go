@@ -117,35 +117,6 @@ func zipgateCmd(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// sendTo submits msg for rcpt as Postfix's content filter client does.
-func sendTo(addr, rcpt, msg string) error {
-	c, err := smtp.Dial(addr)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.Hello("postfix.test"); err != nil {
-		return err
-	}
-	if err := c.Mail("taro@example.jp", nil); err != nil {
-		return err
-	}
-	if err := c.Rcpt(rcpt, nil); err != nil {
-		return err
-	}
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write([]byte(msg)); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	return c.Quit()
-}
-
 // mails are what a next hop got of one kind (encrypted, password,
 // notice), by zipgate id, with their decoded text.
 func mails(t *testing.T, hop *mailtest.NextHop, kind string) map[string][]string {

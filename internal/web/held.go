@@ -105,25 +105,6 @@ func (s *Server) reread(w http.ResponseWriter, ctx context.Context, h *store.Hel
 	return cur, true
 }
 
-// postForm checks the token's shape and parses the form; on false the
-// answer is written.
-func (s *Server) postForm(w http.ResponseWriter, r *http.Request) (string, bool) {
-	token := r.PathValue("token")
-	if !validToken(token) {
-		s.notFound(w)
-		return "", false
-	}
-	if err := r.ParseForm(); err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			s.simple(w, http.StatusRequestEntityTooLarge, msgTooLarge, "")
-			return "", false
-		}
-		s.simple(w, http.StatusBadRequest, msgBadRequest, "")
-		return "", false
-	}
-	return token, true
-}
-
 // heldLinks are relative, like the password page's: at /h/{token} an
 // action is {token}/send, at /h/{token}/send the page is ../{token}.
 type heldLinks struct{ Send, Cancel, Approve, Reject, Page string }
@@ -143,15 +124,11 @@ func (s *Server) heldAction(send bool) http.HandlerFunc {
 		action = "send now"
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := s.postForm(w, r)
+		token, ok := s.postForm(w, r, true)
 		if !ok {
 			return
 		}
 		ln := heldLinks{Send: "send", Cancel: "cancel", Page: "../" + token}
-		if !s.csrfOK(token, r.PostForm.Get("csrf")) {
-			s.simple(w, http.StatusForbidden, msgForbidden, ln.Page)
-			return
-		}
 		ctx := r.Context()
 		h, ok := s.lookupHeld(w, ctx, token)
 		if !ok {
@@ -223,15 +200,11 @@ func (s *Server) approverAction(approve bool) http.HandlerFunc {
 		action = "approve"
 	}
 	return func(w http.ResponseWriter, r *http.Request) {
-		token, ok := s.postForm(w, r)
+		token, ok := s.postForm(w, r, true)
 		if !ok {
 			return
 		}
 		ln := heldLinks{Approve: "approve", Reject: "reject", Page: "../" + token}
-		if !s.csrfOK(token, r.PostForm.Get("csrf")) {
-			s.simple(w, http.StatusForbidden, msgForbidden, ln.Page)
-			return
-		}
 		ctx := r.Context()
 		h, me, ok := s.lookupApprover(w, ctx, token)
 		if !ok {

@@ -392,12 +392,8 @@ func firstRune(s string) (rune, int) {
 // linkForm checks a POST to the page and finds its link; on false the
 // answer is written.
 func (s *Server) linkForm(w http.ResponseWriter, r *http.Request) (*store.Link, string, bool) {
-	token, ok := s.postForm(w, r)
+	token, ok := s.postForm(w, r, false)
 	if !ok {
-		return nil, "", false
-	}
-	if !s.csrfOK(token, r.PostForm.Get("csrf")) {
-		s.simple(w, http.StatusForbidden, msgForbidden, "")
 		return nil, "", false
 	}
 	l, ok := s.lookupLink(w, r.Context(), token)
@@ -793,15 +789,11 @@ func contentDisposition(name string) string {
 // revoke is the sender page's Take back: the link stops working at once,
 // whatever was already sent, and its password mail does not go.
 func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	token, ok := s.postForm(w, r)
+	token, ok := s.postForm(w, r, true)
 	if !ok {
 		return
 	}
 	page := "../" + token
-	if !s.csrfOK(token, r.PostForm.Get("csrf")) {
-		s.simple(w, http.StatusForbidden, msgForbidden, page)
-		return
-	}
 	ctx := r.Context()
 	j, ok := s.lookup(w, ctx, token)
 	if !ok {

@@ -175,6 +175,34 @@ func (s *Server) csrfOK(token, got string) bool {
 	return hmac.Equal([]byte(got), []byte(s.csrf(token)))
 }
 
+// postForm checks the token's shape, parses the form and checks its CSRF
+// value (a refusal links back to the token's page when back); on false
+// the answer is written.
+func (s *Server) postForm(w http.ResponseWriter, r *http.Request, back bool) (string, bool) {
+	token := r.PathValue("token")
+	if !validToken(token) {
+		s.notFound(w)
+		return "", false
+	}
+	if err := r.ParseForm(); err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			s.simple(w, http.StatusRequestEntityTooLarge, msgTooLarge, "")
+			return "", false
+		}
+		s.simple(w, http.StatusBadRequest, msgBadRequest, "")
+		return "", false
+	}
+	if !s.csrfOK(token, r.PostForm.Get("csrf")) {
+		page := ""
+		if back {
+			page = "../" + token
+		}
+		s.simple(w, http.StatusForbidden, msgForbidden, page)
+		return "", false
+	}
+	return token, true
+}
+
 // lookup finds the job of token. On false the answer is written: the
 // 404 page (bad, unknown or purged token alike) or 500.
 func (s *Server) lookup(w http.ResponseWriter, ctx context.Context, token string) (*store.Job, bool) {
@@ -225,25 +253,12 @@ const (
 
 func (s *Server) action(o op) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		token := r.PathValue("token")
-		if !validToken(token) {
-			s.notFound(w)
-			return
-		}
-		if err := r.ParseForm(); err != nil {
-			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-				s.simple(w, http.StatusRequestEntityTooLarge, msgTooLarge, "")
-				return
-			}
-			s.simple(w, http.StatusBadRequest, msgBadRequest, "")
+		token, ok := s.postForm(w, r, true)
+		if !ok {
 			return
 		}
 		// Shown at /s/{token}/{op}: the page itself is ../{token}.
 		ln := links{Cancel: "cancel", Release: "release", Revoke: "revoke", Page: "../" + token}
-		if !s.csrfOK(token, r.PostForm.Get("csrf")) {
-			s.simple(w, http.StatusForbidden, msgForbidden, ln.Page)
-			return
-		}
 		ctx := r.Context()
 		j, ok := s.lookup(w, ctx, token)
 		if !ok {
